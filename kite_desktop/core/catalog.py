@@ -1,0 +1,279 @@
+"""The SQLite catalog: a cache of each connection's state and documents.
+
+The backend's listing is the truth; the catalog is reconciled on refresh so the window opens at once with
+what was there last time. WAL journal, schema versioned through ``PRAGMA user_version`` with migrations
+from version 1. Methods are synchronous and thread-safe; async callers run them with ``asyncio.to_thread``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from kite_desktop.core.errors import CatalogError
+from kite_desktop.core.models import ConnectionStatus, Document, ObjectInfo
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS: list[str] = [
+    # version 1
+    """
+    CREATE TABLE connection_state (
+        connection_id TEXT PRIMARY KEY,
+        status TEXT NOT NULL DEFAULT 'unknown',
+        detail TEXT NOT NULL DEFAULT '',
+        account TEXT NOT NULL DEFAULT '',
+        refreshed_at TEXT
+    );
+    CREATE TABLE documents (
+        id TEXT PRIMARY KEY,
+        connection_id TEXT NOT NULL,
+        remote_key TEXT NOT NULL,
+        name TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        content_type TEXT NOT NULL,
+        hash TEXT,
+        modified_at TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'stored',
+        downloadable INTEGER NOT NULL DEFAULT 1,
+        UNIQUE (connection_id, remote_key)
+    );
+    CREATE INDEX documents_by_connection ON documents (connection_id, name);
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+class Catalog:
+    """Connection state and documents, in one SQLite file."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.recovered_from: Path | None = None
+        self._lock = threading.RLock()
+        self._db = self._open_checked()
+
+    # -- opening, checking, migrating -------------------------------------------------------
+    def _open_checked(self) -> sqlite3.Connection:
+        try:
+            db = self._open()
+            row = db.execute("PRAGMA quick_check").fetchone()
+            if row is None or row[0] != "ok":
+                raise sqlite3.DatabaseError(f"quick_check: {row[0] if row else 'no answer'}")
+            self._migrate(db)
+            return db
+        except sqlite3.DatabaseError as exc:
+            with contextlib.suppress(Exception):
+                db.close()
+            return self._recover(exc)
+
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA busy_timeout = 10000")
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
+        db.execute("PRAGMA foreign_keys = ON")
+        with contextlib.suppress(OSError):
+            self.path.chmod(0o600)
+        return db
+
+    def _recover(self, exc: Exception) -> sqlite3.Connection:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        log.warning("catalog unusable (%s); moving it to %s and rebuilding", exc, aside.name)
+        for suffix in ("", "-wal", "-shm"):
+            source = Path(f"{self.path}{suffix}")
+            if source.exists():
+                source.replace(Path(f"{aside}{suffix}"))
+        self.recovered_from = aside
+        try:
+            db = self._open()
+            self._migrate(db)
+        except sqlite3.DatabaseError as again:
+            raise CatalogError(
+                f"The catalog at {self.path} cannot be created: {again}",
+                hint="Check that the profile directory is writable and the disk is not full.",
+            ) from again
+        return db
+
+    @staticmethod
+    def _migrate(db: sqlite3.Connection) -> None:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise CatalogError(
+                f"The catalog was written by a newer Kite (schema {version}, this one knows {SCHEMA_VERSION}).",
+                hint="Update Kite, or start it with another profile (--profile).",
+            )
+        for number in range(version, SCHEMA_VERSION):
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in MIGRATIONS[number].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {number + 1}")
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def integrity_ok(self) -> bool:
+        with self._lock:
+            return self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    # -- connection state --------------------------------------------------------------------
+    def connection_state(self, connection_id: str) -> tuple[ConnectionStatus, str, str, datetime | None]:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT status, detail, account, refreshed_at FROM connection_state WHERE connection_id=?",
+                (connection_id,),
+            ).fetchone()
+        if row is None:
+            return ConnectionStatus.UNKNOWN, "", "", None
+        try:
+            status = ConnectionStatus(row["status"])
+        except ValueError:
+            status = ConnectionStatus.UNKNOWN
+        return status, row["detail"], row["account"], _parse_time(row["refreshed_at"])
+
+    def set_connection_state(
+        self,
+        connection_id: str,
+        status: ConnectionStatus,
+        detail: str = "",
+        *,
+        refreshed: bool = False,
+    ) -> None:
+        with self._transaction() as db:
+            db.execute(
+                """INSERT INTO connection_state (connection_id, status, detail, refreshed_at)
+                   VALUES (?, ?, ?, ?)
+                   ON CONFLICT (connection_id) DO UPDATE SET status=excluded.status,
+                     detail=excluded.detail,
+                     refreshed_at=COALESCE(excluded.refreshed_at, connection_state.refreshed_at)""",
+                (connection_id, status.value, detail, _now() if refreshed else None),
+            )
+
+    def forget_connection(self, connection_id: str) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM documents WHERE connection_id=?", (connection_id,))
+            db.execute("DELETE FROM connection_state WHERE connection_id=?", (connection_id,))
+
+    # -- documents -----------------------------------------------------------------------------
+    @staticmethod
+    def _document(row: sqlite3.Row) -> Document:
+        return Document(
+            id=row["id"],
+            connection_id=row["connection_id"],
+            remote_key=row["remote_key"],
+            name=row["name"],
+            size=row["size"],
+            content_type=row["content_type"],
+            modified=_parse_time(row["modified_at"]),
+            hash=row["hash"],
+            state=row["state"],
+            downloadable=bool(row["downloadable"]),
+        )
+
+    def documents(self, connection_id: str) -> list[Document]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM documents WHERE connection_id=? ORDER BY name COLLATE NOCASE",
+                (connection_id,),
+            ).fetchall()
+        return [self._document(r) for r in rows]
+
+    def document(self, document_id: str) -> Document | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM documents WHERE id=?", (document_id,)).fetchone()
+        return self._document(row) if row else None
+
+    def upsert(self, connection_id: str, info: ObjectInfo) -> Document:
+        with self._transaction() as db:
+            self._upsert(db, connection_id, info)
+            row = db.execute(
+                "SELECT * FROM documents WHERE connection_id=? AND remote_key=?", (connection_id, info.key)
+            ).fetchone()
+        return self._document(row)
+
+    @staticmethod
+    def _upsert(db: sqlite3.Connection, connection_id: str, info: ObjectInfo) -> None:
+        now = _now()
+        db.execute(
+            """INSERT INTO documents (id, connection_id, remote_key, name, size, content_type, hash,
+                                      modified_at, created_at, updated_at, state, downloadable)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'stored', ?)
+               ON CONFLICT (connection_id, remote_key) DO UPDATE SET
+                 name=excluded.name, size=excluded.size, content_type=excluded.content_type,
+                 hash=COALESCE(excluded.hash, CASE WHEN documents.size = excluded.size
+                               AND documents.modified_at IS excluded.modified_at THEN documents.hash END),
+                 modified_at=excluded.modified_at, updated_at=excluded.updated_at,
+                 state='stored', downloadable=excluded.downloadable""",
+            (
+                uuid.uuid4().hex,
+                connection_id,
+                info.key,
+                info.name,
+                info.size,
+                info.content_type,
+                info.hash,
+                info.modified.isoformat() if info.modified else None,
+                now,
+                now,
+                int(info.downloadable),
+            ),
+        )
+
+    def reconcile(self, connection_id: str, listing: Iterable[ObjectInfo]) -> list[Document]:
+        """Make the catalog match a complete listing: add, update, and drop what is gone."""
+        with self._transaction() as db:
+            keys: list[str] = []
+            for info in listing:
+                self._upsert(db, connection_id, info)
+                keys.append(info.key)
+            db.execute("CREATE TEMP TABLE IF NOT EXISTS seen_keys (key TEXT PRIMARY KEY)")
+            db.execute("DELETE FROM seen_keys")
+            db.executemany("INSERT OR IGNORE INTO seen_keys VALUES (?)", ((k,) for k in keys))
+            db.execute(
+                "DELETE FROM documents WHERE connection_id=? AND remote_key NOT IN (SELECT key FROM seen_keys)",
+                (connection_id,),
+            )
+            db.execute("DELETE FROM seen_keys")
+        return self.documents(connection_id)
+
+    def remove(self, document_id: str) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM documents WHERE id=?", (document_id,))

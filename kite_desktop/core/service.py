@@ -1,0 +1,284 @@
+"""KiteService: what a person can do, shared by the window and the ``kite`` command.
+
+It owns the settings, the catalog and the transfer queue, asks a factory for each connection's backend,
+and announces changes through plain events. It never imports Qt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import mimetypes
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from kite_desktop.core.catalog import Catalog
+from kite_desktop.core.errors import (
+    CloudConnectionError,
+    ConnectionUnavailableError,
+    KiteError,
+    NotFoundError,
+)
+from kite_desktop.core.events import Event
+from kite_desktop.core.intake import Intake, Skipped, collect
+from kite_desktop.core.models import (
+    Connection,
+    ConnectionConfig,
+    ConnectionStatus,
+    Document,
+    Provider,
+)
+from kite_desktop.core.profile import Profile, default_local_folder
+from kite_desktop.core.settings import Settings, SettingsStore
+from kite_desktop.core.transfers import Transfer, TransferKind, TransferQueue
+from kite_desktop.storage.base import ConflictPolicy, StorageBackend
+
+log = logging.getLogger(__name__)
+
+BackendFactory = Callable[[ConnectionConfig], StorageBackend]
+_CONFLICT: dict[str, ConflictPolicy] = {"rename": "rename", "replace": "replace", "skip": "fail"}
+
+
+@dataclass(frozen=True)
+class UploadBatch:
+    """What an "add these files" produced: the queued transfers and what was skipped, with reasons."""
+
+    transfers: list[Transfer]
+    skipped: list[Skipped]
+    intake: Intake
+
+
+class KiteService:
+    """The application's operations on connections and documents."""
+
+    def __init__(
+        self,
+        profile: Profile,
+        settings_store: SettingsStore,
+        settings: Settings,
+        catalog: Catalog,
+        backend_factory: BackendFactory,
+    ):
+        self.profile = profile
+        self.settings_store = settings_store
+        self.settings = settings
+        self.catalog = catalog
+        self._backend_factory = backend_factory
+        self._backends: dict[str, StorageBackend] = {}
+        self.transfers = TransferQueue(self._run_transfer, settings.concurrent_transfers)
+        self.connections_changed: Event[[]] = Event()
+        self.documents_changed: Event[[str]] = Event()
+        self.notices: list[str] = list(settings.notices)
+        if catalog.recovered_from is not None:
+            self.notices.append(
+                f"The catalog was damaged and has been moved aside ({catalog.recovered_from.name}). "
+                "Kite is rebuilding it from your connections."
+            )
+
+    @classmethod
+    def open(cls, profile: Profile, backend_factory: BackendFactory) -> KiteService:
+        """Load (or create) everything in ``profile``. Blocking: call it from a thread in the GUI."""
+        profile.ensure()
+        store = SettingsStore(profile.settings_path)
+        settings = store.load()
+        catalog = Catalog(profile.catalog_path)
+        service = cls(profile, store, settings, catalog, backend_factory)
+        service._create_default_folders()
+        return service
+
+    def _create_default_folders(self) -> None:
+        default = default_local_folder()
+        for config in self.settings.connections:
+            if config.provider is Provider.LOCAL and Path(config.options.get("folder", "")) == default:
+                default.mkdir(parents=True, exist_ok=True)
+
+    async def close(self) -> None:
+        await self.transfers.shutdown()
+        for backend in self._backends.values():
+            await backend.aclose()
+        await asyncio.to_thread(self.catalog.close)
+
+    # -- connections -----------------------------------------------------------------------------
+    def connection(self, connection_id: str) -> Connection:
+        config = self.settings.connection(connection_id)
+        if config is None:
+            raise NotFoundError(f"No connection with id {connection_id}.")
+        status, detail, account, refreshed = self.catalog.connection_state(connection_id)
+        return Connection(config, status, detail, account, refreshed)
+
+    def connections(self) -> list[Connection]:
+        return [self.connection(c.id) for c in self.settings.connections]
+
+    def find_connection(self, reference: str) -> ConnectionConfig:
+        """A connection by id, or by name ignoring case."""
+        for config in self.settings.connections:
+            if config.id == reference:
+                return config
+        matches = [c for c in self.settings.connections if c.name.casefold() == reference.casefold()]
+        if len(matches) == 1:
+            return matches[0]
+        names = ", ".join(c.name for c in self.settings.connections) or "none"
+        if matches:
+            raise NotFoundError(f"More than one connection is named {reference!r}; use its id.")
+        raise NotFoundError(f"No connection named {reference!r}.", hint=f"Connections: {names}.")
+
+    def backend(self, connection_id: str) -> StorageBackend:
+        backend = self._backends.get(connection_id)
+        if backend is None:
+            config = self.settings.connection(connection_id)
+            if config is None:
+                raise NotFoundError(f"No connection with id {connection_id}.")
+            backend = self._backend_factory(config)
+            self._backends[connection_id] = backend
+        return backend
+
+    async def set_local_folder(self, connection_id: str, folder: Path) -> None:
+        config = self.settings.connection(connection_id)
+        if config is None or config.provider is not Provider.LOCAL:
+            raise NotFoundError("Only a local-folder connection has a folder.")
+        folder = Path(folder).expanduser().absolute()
+        await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+        self.settings.replace_connection(replace(config, options={**config.options, "folder": str(folder)}))
+        await asyncio.to_thread(self.settings_store.save, self.settings)
+        self._backends.pop(connection_id, None)
+        self.connections_changed.emit()
+        await self.refresh(connection_id)
+
+    async def add_local_connection(self, name: str, folder: Path) -> ConnectionConfig:
+        folder = Path(folder).expanduser().absolute()
+        await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+        config = ConnectionConfig(f"local-{uuid.uuid4().hex[:8]}", name, Provider.LOCAL, {"folder": str(folder)})
+        self.settings.connections.append(config)
+        await asyncio.to_thread(self.settings_store.save, self.settings)
+        self.connections_changed.emit()
+        return config
+
+    async def select_connection(self, connection_id: str) -> None:
+        self.settings.selected_connection = connection_id
+        await asyncio.to_thread(self.settings_store.save, self.settings)
+
+    async def _set_status(
+        self, connection_id: str, status: ConnectionStatus, detail: str = "", refreshed: bool = False
+    ) -> None:
+        await asyncio.to_thread(self.catalog.set_connection_state, connection_id, status, detail, refreshed=refreshed)
+        self.connections_changed.emit()
+
+    async def _guard(self, connection_id: str, exc: KiteError) -> None:
+        """Record what an error means for the connection's status."""
+        if isinstance(exc, CloudConnectionError):
+            await self._set_status(connection_id, ConnectionStatus.REQUIRES_REAUTH, exc.message)
+        elif isinstance(exc, ConnectionUnavailableError):
+            await self._set_status(connection_id, ConnectionStatus.OFFLINE, exc.describe())
+
+    # -- documents ---------------------------------------------------------------------------------
+    async def cached_documents(self, connection_id: str) -> list[Document]:
+        return await asyncio.to_thread(self.catalog.documents, connection_id)
+
+    async def refresh(self, connection_id: str) -> list[Document]:
+        """List everything the connection holds and make the catalog match it."""
+        backend = self.backend(connection_id)
+        try:
+            listing = [item async for item in backend.iter_objects()]
+        except KiteError as exc:
+            await self._guard(connection_id, exc)
+            if not isinstance(exc, CloudConnectionError | ConnectionUnavailableError):
+                await self._set_status(connection_id, ConnectionStatus.ERROR, exc.describe())
+            raise
+        documents = await asyncio.to_thread(self.catalog.reconcile, connection_id, listing)
+        await self._set_status(connection_id, ConnectionStatus.CONNECTED, refreshed=True)
+        self.documents_changed.emit(connection_id)
+        return documents
+
+    async def find_document(self, connection_id: str, reference: str) -> Document:
+        """A document by catalog id, remote key or name; refreshes once if it is not in the catalog."""
+        for attempt in range(2):
+            documents = await self.cached_documents(connection_id)
+            for match in (
+                [d for d in documents if d.id == reference],
+                [d for d in documents if d.remote_key == reference],
+                [d for d in documents if d.name == reference],
+            ):
+                if len(match) == 1:
+                    return match[0]
+                if len(match) > 1:
+                    raise NotFoundError(f"More than one document is named {reference!r}; use its id.")
+            if attempt == 0:
+                await self.refresh(connection_id)
+        raise NotFoundError(
+            f"No document {reference!r} in this connection.",
+            hint="List the documents with 'kite ls CONNECTION'.",
+        )
+
+    async def delete(self, document: Document) -> None:
+        backend = self.backend(document.connection_id)
+        try:
+            await backend.delete_object(document.remote_key)
+        except KiteError as exc:
+            await self._guard(document.connection_id, exc)
+            raise
+        await asyncio.to_thread(self.catalog.remove, document.id)
+        self.documents_changed.emit(document.connection_id)
+
+    # -- transfers ---------------------------------------------------------------------------------
+    async def upload(self, connection_id: str, sources: Iterable[str]) -> UploadBatch:
+        """Queue everything in ``sources`` (paths or file URLs) for upload to the connection."""
+        self.backend(connection_id)  # fail early for an unknown connection
+        intake = await asyncio.to_thread(collect, list(sources))
+        transfers = [
+            Transfer(
+                TransferKind.UPLOAD,
+                connection_id,
+                item.name,
+                item.size,
+                source=item.path,
+                message=" ".join(item.notes),
+            )
+            for item in intake.items
+        ]
+        self.transfers.add(transfers)
+        return UploadBatch(transfers, intake.skipped, intake)
+
+    def download(self, document: Document, destination: Path) -> Transfer:
+        transfer = Transfer(
+            TransferKind.DOWNLOAD,
+            document.connection_id,
+            document.name,
+            document.size,
+            destination=Path(destination),
+            document=document,
+        )
+        self.transfers.add([transfer])
+        return transfer
+
+    def open_cache_path(self, document: Document) -> Path:
+        """Where "Open" puts a copy of the document before handing it to the system's application."""
+        base = document.name.rsplit("/", 1)[-1]
+        return self.profile.open_cache_dir / document.id / base
+
+    async def _run_transfer(self, transfer: Transfer, progress: Callable[[int], None]) -> Document | None:
+        backend = self.backend(transfer.connection_id)
+        try:
+            if transfer.kind is TransferKind.UPLOAD:
+                assert transfer.source is not None
+                content_type = mimetypes.guess_type(transfer.name, strict=False)[0] or "application/octet-stream"
+                info = await backend.upload_file(
+                    transfer.source,
+                    transfer.name,
+                    content_type,
+                    progress,
+                    conflict=_CONFLICT.get(self.settings.conflict_policy, "rename"),
+                )
+                if info.name != transfer.name:
+                    transfer.message = f"Stored as {info.name}. {transfer.message}".strip()
+                document = await asyncio.to_thread(self.catalog.upsert, transfer.connection_id, info)
+                self.documents_changed.emit(transfer.connection_id)
+                return document
+            assert transfer.document is not None and transfer.destination is not None
+            await asyncio.to_thread(transfer.destination.parent.mkdir, parents=True, exist_ok=True)
+            await backend.download_file(transfer.document.remote_key, transfer.destination, progress)
+            return transfer.document
+        except KiteError as exc:
+            await self._guard(transfer.connection_id, exc)
+            raise

@@ -1,0 +1,107 @@
+"""User settings: a JSON file in the profile, written atomically.
+
+Config (what the user chose, including the list of connections) lives here, apart from state (the
+catalog), so a lost or corrupted catalog can be rebuilt without losing the user's connections.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from kite_desktop.core.atomic import write_atomic
+from kite_desktop.core.models import ConnectionConfig, Provider
+from kite_desktop.core.profile import default_local_folder
+
+log = logging.getLogger(__name__)
+
+CONFLICT_POLICIES = ("rename", "replace", "skip")
+
+
+@dataclass
+class Settings:
+    connections: list[ConnectionConfig] = field(default_factory=list)
+    selected_connection: str | None = None
+    concurrent_transfers: int = 3
+    conflict_policy: str = "rename"
+    window_geometry: str | None = None
+    notices: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "connections": [c.to_json() for c in self.connections],
+            "selected_connection": self.selected_connection,
+            "concurrent_transfers": self.concurrent_transfers,
+            "conflict_policy": self.conflict_policy,
+            "window_geometry": self.window_geometry,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Settings:
+        settings = cls()
+        settings.connections = [ConnectionConfig.from_json(c) for c in data.get("connections", [])]
+        settings.selected_connection = data.get("selected_connection")
+        settings.concurrent_transfers = max(1, min(16, int(data.get("concurrent_transfers", 3))))
+        policy = data.get("conflict_policy", "rename")
+        settings.conflict_policy = policy if policy in CONFLICT_POLICIES else "rename"
+        settings.window_geometry = data.get("window_geometry")
+        return settings
+
+    def connection(self, connection_id: str) -> ConnectionConfig | None:
+        return next((c for c in self.connections if c.id == connection_id), None)
+
+    def replace_connection(self, updated: ConnectionConfig) -> None:
+        self.connections = [updated if c.id == updated.id else c for c in self.connections]
+
+
+class SettingsStore:
+    """Loads and saves :class:`Settings`; a broken file is moved aside, never silently overwritten."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def load(self) -> Settings:
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return self._first_start()
+        try:
+            settings = Settings.from_json(json.loads(raw))
+        except (ValueError, KeyError, TypeError) as exc:
+            aside = self.path.with_name(f"{self.path.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
+            self.path.replace(aside)
+            log.warning("settings file unreadable (%s); moved to %s", exc, aside.name)
+            settings = self._first_start()
+            settings.notices.append(
+                f"Your settings file could not be read and was moved to {aside}. Kite started with default settings."
+            )
+            return settings
+        if not settings.connections:
+            settings = self._with_local(settings)
+            self.save(settings)
+        return settings
+
+    def save(self, settings: Settings) -> None:
+        data = json.dumps(settings.to_json(), indent=2, ensure_ascii=False).encode()
+        write_atomic(self.path, data)
+
+    def _first_start(self) -> Settings:
+        settings = self._with_local(Settings())
+        self.save(settings)
+        return settings
+
+    @staticmethod
+    def _with_local(settings: Settings) -> Settings:
+        local = ConnectionConfig(
+            id=f"local-{uuid.uuid4().hex[:8]}",
+            name="Local",
+            provider=Provider.LOCAL,
+            options={"folder": str(default_local_folder())},
+        )
+        return replace(settings, connections=[local], selected_connection=local.id)

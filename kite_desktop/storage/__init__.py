@@ -1,0 +1,1 @@
+"""Storage backends. SDK and HTTP types never leave this package; callers see ``kite_desktop.core`` types."""

@@ -1,0 +1,154 @@
+"""Reading and writing local files safely: no symlink following, temp + fsync + rename, clear errors."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import stat
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from kite_desktop.core.atomic import fsync_dir, temp_path_for
+from kite_desktop.core.errors import KiteError, SourceFileError, StorageFullError
+from kite_desktop.storage.threads import StopFlag
+
+CHUNK = 1024 * 1024
+
+
+def open_source(path: Path) -> tuple[int, os.stat_result]:
+    """Open a regular file for reading without following a symlink or blocking on a FIFO."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise SourceFileError(f"{path.name} no longer exists.", hint="It was moved or deleted.") from None
+    except PermissionError:
+        raise SourceFileError(
+            f"{path.name} cannot be read: permission denied.", hint="Check the file's permissions."
+        ) from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SourceFileError(f"{path.name} is a symbolic link; not followed.") from None
+        raise SourceFileError(f"{path.name} cannot be read: {exc.strerror}.") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise SourceFileError(f"{path.name} is not a regular file.")
+    if hasattr(os, "O_NONBLOCK"):
+        os.set_blocking(fd, True)
+    return fd, info
+
+
+def read_chunks(fd: int, flag: StopFlag | None = None, chunk: int = CHUNK) -> Iterator[bytes]:
+    while True:
+        if flag is not None:
+            flag.check()
+        data = os.read(fd, chunk)
+        if not data:
+            return
+        yield data
+
+
+def check_unchanged(path: Path, before: os.stat_result, fd: int, copied: int) -> None:
+    """Refuse a copy whose source changed while it was read."""
+    after = os.fstat(fd)
+    try:
+        on_disk = os.lstat(path)
+    except FileNotFoundError:
+        raise SourceFileError(f"{path.name} was deleted while it was being read.") from None
+    changed = (
+        after.st_size != before.st_size
+        or after.st_mtime_ns != before.st_mtime_ns
+        or copied != before.st_size
+        or (on_disk.st_ino, on_disk.st_dev) != (before.st_ino, before.st_dev)
+    )
+    if changed:
+        raise SourceFileError(
+            f"{path.name} changed while it was being read.",
+            title="File changed during transfer",
+            hint="Nothing was kept; try again once the file is no longer being written.",
+        )
+
+
+def disk_error(exc: OSError, where: Path) -> KiteError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFullError(f"Not enough disk space in {where}.")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return KiteError(
+            f"Cannot write to {where}: {exc.strerror}.",
+            title="Cannot write",
+            hint="Choose a folder you can write to.",
+        )
+    return KiteError(f"Cannot write to {where}: {exc.strerror or exc}.", title="Cannot write")
+
+
+def write_temp_beside(
+    target: Path,
+    fill: Callable[[int], None],
+    mode: int = 0o666,
+) -> Path:
+    """Create a temp file beside ``target``, let ``fill(fd)`` write it, fsync it; return its path.
+
+    On any failure the temp file is removed and the error is turned into a :class:`KiteError`.
+    """
+    tmp = temp_path_for(target)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), mode)
+    except OSError as exc:
+        raise disk_error(exc, target.parent) from None
+    try:
+        try:
+            fill(fd)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(exc, OSError) and not isinstance(exc, KiteError):
+            raise disk_error(exc, target.parent) from None
+        raise
+    return tmp
+
+
+def copy_fd(
+    source_fd: int,
+    dest_fd: int,
+    flag: StopFlag | None,
+    progress: Callable[[int], None] | None,
+) -> tuple[int, str]:
+    """Copy everything from ``source_fd`` to ``dest_fd``; return (bytes copied, md5 hex)."""
+    digest = hashlib.md5(usedforsecurity=False)
+    done = 0
+    for data in read_chunks(source_fd, flag):
+        view = memoryview(data)
+        while view:
+            written = os.write(dest_fd, view)
+            view = view[written:]
+        digest.update(data)
+        done += len(data)
+        if progress:
+            progress(done)
+    return done, digest.hexdigest()
+
+
+def place(tmp: Path, final: Path, *, replace: bool) -> None:
+    """Give ``tmp`` its final name; without ``replace`` an existing name raises FileExistsError."""
+    if replace:
+        os.replace(tmp, final)
+    else:
+        try:
+            os.link(tmp, final)
+        except FileExistsError:
+            raise
+        except OSError:
+            # File systems without hard links (FAT, exFAT): check, then rename.
+            if final.exists() or final.is_symlink():
+                raise FileExistsError(final) from None
+            os.rename(tmp, final)
+            fsync_dir(final.parent)
+            return
+        os.unlink(tmp)
+    fsync_dir(final.parent)
