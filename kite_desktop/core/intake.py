@@ -86,7 +86,7 @@ class _Walker:
         try:
             info = path.lstat()
         except FileNotFoundError:
-            self.skip(path, "No longer exists.")
+            self.skip(path, "Not found (moved or deleted?).")
             return
         except OSError as exc:
             self.skip(path, f"Cannot be read: {exc.strerror or exc}.")
