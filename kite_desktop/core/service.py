@@ -32,7 +32,7 @@ from kite_desktop.core.models import (
 )
 from kite_desktop.core.profile import Profile, default_local_folder
 from kite_desktop.core.settings import Settings, SettingsStore
-from kite_desktop.core.transfers import Transfer, TransferKind, TransferQueue
+from kite_desktop.core.transfers import Transfer, TransferKind, TransferQueue, TransferState
 from kite_desktop.storage.base import ConflictPolicy, StorageBackend
 
 log = logging.getLogger(__name__)
@@ -237,7 +237,20 @@ class KiteService:
             )
             for item in intake.items
         ]
-        self.transfers.add(transfers)
+        # Skipped items are shown in the transfers panel too, each with its reason.
+        skipped = [
+            Transfer(
+                TransferKind.UPLOAD,
+                connection_id,
+                Path(s.source).name if "://" not in s.source else s.source,
+                0,
+                source=None if "://" in s.source or s.source.startswith("data:") else Path(s.source),
+                state=TransferState.SKIPPED,
+                message=s.reason,
+            )
+            for s in intake.skipped
+        ]
+        self.transfers.add(transfers + skipped)
         return UploadBatch(transfers, intake.skipped, intake)
 
     def download(self, document: Document, destination: Path) -> Transfer:

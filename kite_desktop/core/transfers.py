@@ -226,6 +226,22 @@ class TransferQueue:
                 self._idle = asyncio.Event()
             await self._idle.wait()
 
+    async def wait_finished(self, transfer: Transfer) -> Transfer:
+        """Return once ``transfer`` is done, failed, cancelled or skipped."""
+        if transfer.state.finished:
+            return transfer
+        finished = asyncio.get_running_loop().create_future()
+
+        def watch(changed: Transfer) -> None:
+            if changed is transfer and changed.state.finished and not finished.done():
+                finished.set_result(changed)
+
+        self.changed.connect(watch)
+        try:
+            return await finished
+        finally:
+            self.changed.disconnect(watch)
+
     async def shutdown(self) -> None:
         """Stop everything that runs and wait for the workers to clean up."""
         self.paused = True

@@ -1,0 +1,104 @@
+"""Start the window: arguments, QApplication, single instance, qasync loop, boot and orderly quit."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+
+from kite_desktop import APP_ID, APP_NAME, __version__
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="kite-desktop", description="Kite Desktop: your documents, your storage.")
+    parser.add_argument("--version", action="version", version=f"kite-desktop {__version__}")
+    parser.add_argument("--profile", metavar="DIR", help="profile directory (default: $KITE_PROFILE_DIR or app data)")
+    parser.add_argument("paths", nargs="*", metavar="PATH", help="files or folders to upload")
+    return parser.parse_args(argv)
+
+
+def run_gui(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault("QT_API", "pyside6")
+    import qasync
+    from PySide6.QtWidgets import QApplication
+
+    from kite_desktop.core.profile import Profile
+    from kite_desktop.ui import icons
+    from kite_desktop.ui.single_instance import SingleInstance
+
+    logging.basicConfig(level=os.environ.get("KITE_LOG_LEVEL", "WARNING"))
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    assert isinstance(app, QApplication)
+    app.setApplicationName(APP_NAME)
+    app.setApplicationDisplayName(APP_NAME)
+    app.setApplicationVersion(__version__)
+    app.setDesktopFileName(APP_ID)
+    app.setWindowIcon(icons.icon("kite-desktop"))
+
+    profile = Profile.resolve(args.profile).ensure()
+    instance = SingleInstance(profile)
+    paths = [os.path.abspath(p) if "://" not in p else p for p in args.paths]
+    if not instance.acquire():
+        if instance.send(paths):
+            print("Kite is already running; your files were handed to it.", file=sys.stderr)
+            return 0
+        print(f"Kite is already running with the profile {profile.root}, but it does not answer.", file=sys.stderr)
+        return 1
+    try:
+        return qasync.run(boot(app, profile, instance, paths))
+    finally:
+        instance.release()
+
+
+async def boot(app: object, profile: object, instance: object, paths: list[str]) -> int:
+    from PySide6.QtWidgets import QApplication, QSystemTrayIcon
+
+    from kite_desktop.app import build_service
+    from kite_desktop.core.errors import KiteError
+    from kite_desktop.ui.bridge import ServiceBridge
+    from kite_desktop.ui.main_window import MainWindow
+    from kite_desktop.ui.single_instance import SingleInstance
+    from kite_desktop.ui.tray import TrayController
+
+    assert isinstance(app, QApplication) and isinstance(instance, SingleInstance)
+    quit_requested = asyncio.Event()
+    app.aboutToQuit.connect(quit_requested.set)
+    try:
+        service = await asyncio.to_thread(build_service, profile.root)  # type: ignore[attr-defined]
+    except KiteError as exc:
+        from PySide6.QtWidgets import QMessageBox
+
+        QMessageBox.critical(None, exc.title, f"{exc.message}\n\n{exc.hint}")
+        return 1
+    bridge = ServiceBridge(service)
+    window = MainWindow(service, bridge)
+    tray = TrayController(window)
+    window.keep_running_in_tray = tray.available
+    app.setQuitOnLastWindowClosed(not tray.available)
+
+    def update_tray(*_: object) -> None:
+        tray.update(service.transfers.totals(), window.connection_model_connections())
+
+    bridge.totals_changed.connect(update_tray)
+    bridge.connections_changed.connect(update_tray)
+    window.connection_model.dataChanged.connect(update_tray)
+    window.connection_model.modelReset.connect(update_tray)
+    tray.show_requested.connect(lambda: window.handle_instance_message([]))
+    tray.pause_toggled.connect(window.toggle_pause)
+    tray.quit_requested.connect(window.quit)
+    instance.message_received.connect(window.handle_instance_message)
+    if not QSystemTrayIcon.isSystemTrayAvailable():
+        logging.getLogger(__name__).info("no system tray: closing the window quits")
+
+    window.show()
+    await window.start()
+    if paths:
+        window.add_files(paths)
+    await quit_requested.wait()
+    tray.hide()
+    await window.shutdown()
+    await service.close()
+    return 0

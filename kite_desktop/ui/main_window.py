@@ -1,0 +1,610 @@
+"""The main window: connections on the left, their documents on the right, transfers below."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QModelIndex, QPoint, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDragMoveEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QListView,
+    QMainWindow,
+    QMenu,
+    QSizePolicy,
+    QSplitter,
+    QStackedWidget,
+    QStyle,
+    QTableView,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from kite_desktop import APP_NAME, __version__
+from kite_desktop.core.errors import CloudConnectionError, KiteError
+from kite_desktop.core.models import Connection, Document, Provider
+from kite_desktop.core.service import KiteService
+from kite_desktop.core.transfers import Transfer, TransferKind, TransferState
+from kite_desktop.ui import icons
+from kite_desktop.ui.bridge import ServiceBridge
+from kite_desktop.ui.connection_model import ConnectionDelegate, ConnectionListModel
+from kite_desktop.ui.dialogs import Dialogs
+from kite_desktop.ui.document_model import DocumentFilterProxy, DocumentRole, DocumentTableModel
+from kite_desktop.ui.tasks import TaskRunner
+from kite_desktop.ui.transfers_panel import TransfersPanel
+from kite_desktop.ui.widgets import Banner, DropOverlay, EmptyState
+
+log = logging.getLogger(__name__)
+
+
+class MainWindow(QMainWindow):
+    documents_shown = Signal(str)
+    """Emitted after the table shows a connection's documents (its id)."""
+
+    def __init__(self, service: KiteService, bridge: ServiceBridge, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.service = service
+        self.bridge = bridge
+        self.tasks = TaskRunner(self.show_error)
+        self.keep_running_in_tray = False
+        self._quitting = False
+        self._told_about_tray = False
+        self.current_connection_id: str | None = None
+        self._show_task: asyncio.Task[None] | None = None
+        self.setWindowTitle(APP_NAME)
+        self.setWindowIcon(icons.icon("kite-desktop"))
+        self.setAcceptDrops(True)
+        self.resize(1100, 720)
+
+        self._build_views()
+        self._build_actions()
+        self._build_menus_and_toolbar()
+        self._reload_timer = QTimer(self)
+        self._reload_timer.setSingleShot(True)
+        self._reload_timer.setInterval(150)
+        self._reload_timer.timeout.connect(self._reload_documents)
+
+        bridge.connections_changed.connect(self._on_bridge_connections_changed)
+        bridge.documents_changed.connect(self._on_bridge_documents_changed)
+        bridge.transfer_changed.connect(self._on_bridge_transfer_changed)
+        bridge.totals_changed.connect(self._on_bridge_totals_changed)
+
+    # -- construction ---------------------------------------------------------------------------
+    def _build_views(self) -> None:
+        self.connection_model = ConnectionListModel(self)
+        self.connection_view = QListView(self)
+        self.connection_view.setObjectName("connectionList")
+        self.connection_view.setModel(self.connection_model)
+        self.connection_view.setItemDelegate(ConnectionDelegate(self.connection_view))
+        self.connection_view.setAccessibleName("Connections")
+        self.connection_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.connection_view.customContextMenuRequested.connect(self._on_connection_view_context_menu)
+        self.connection_view.selectionModel().currentChanged.connect(self._on_connection_view_current_changed)
+        connections_label = QLabel("<b>Connections</b>", self)
+        left = QWidget(self)
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(8, 8, 0, 8)
+        left_layout.addWidget(connections_label)
+        left_layout.addWidget(self.connection_view)
+        left.setMinimumWidth(190)
+
+        self.document_model = DocumentTableModel(self)
+        self.proxy = DocumentFilterProxy(self)
+        self.proxy.setSourceModel(self.document_model)
+        self.table = QTableView(self)
+        self.table.setObjectName("documentTable")
+        self.table.setAccessibleName("Documents")
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setAlternatingRowColors(True)
+        self.table.setShowGrid(False)
+        self.table.setWordWrap(False)
+        self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(26)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for column in (1, 2, 3, 4):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        header.setHighlightSections(False)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._on_table_context_menu)
+        self.table.activated.connect(self._on_table_activated)
+        self.table.selectionModel().selectionChanged.connect(self._update_actions)
+
+        self.empty_state = EmptyState(self)
+        self.empty_state.add_files_clicked.connect(self.choose_files)
+        self.no_match = QLabel("No documents match the filter.", self)
+        self.no_match.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.stack = QStackedWidget(self)
+        self.stack.addWidget(self.table)
+        self.stack.addWidget(self.empty_state)
+        self.stack.addWidget(self.no_match)
+
+        self.heading = QLabel(self)
+        self.heading.setObjectName("connectionHeading")
+        self.heading.setTextFormat(Qt.TextFormat.RichText)
+        self.banner = Banner(self)
+        self.banner.action_clicked.connect(self._on_banner_action_clicked)
+        self._banner_action: str | None = None
+        documents_area = QWidget(self)
+        documents_layout = QVBoxLayout(documents_area)
+        documents_layout.setContentsMargins(8, 8, 8, 0)
+        documents_layout.addWidget(self.heading)
+        documents_layout.addWidget(self.banner)
+        documents_layout.addWidget(self.stack, 1)
+        self.documents_area = documents_area
+        self.drop_overlay = DropOverlay(documents_area)
+
+        self.transfers_panel = TransfersPanel(self.bridge, self.service.transfers, self)
+        self.transfers_panel.visibility_wanted.connect(self.transfers_panel.setVisible)
+        self.transfers_panel.hide()
+
+        right = QSplitter(Qt.Orientation.Vertical, self)
+        right.addWidget(documents_area)
+        right.addWidget(self.transfers_panel)
+        right.setStretchFactor(0, 3)
+        right.setStretchFactor(1, 1)
+        right.setChildrenCollapsible(False)
+        splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        splitter.addWidget(left)
+        splitter.addWidget(right)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([230, 870])
+        self.setCentralWidget(splitter)
+        self.statusBar().showMessage("Starting…")
+
+    def _action(
+        self,
+        text: str,
+        slot: object,
+        shortcut: QKeySequence | str | None = None,
+        icon: QStyle.StandardPixmap | None = None,
+        tip: str = "",
+    ) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        if icon is not None:
+            action.setIcon(self.style().standardIcon(icon))
+        if tip:
+            action.setToolTip(tip)
+            action.setStatusTip(tip)
+        action.triggered.connect(slot)
+        self.addAction(action)
+        return action
+
+    def _build_actions(self) -> None:
+        pixmap = QStyle.StandardPixmap
+        self.add_files_action = self._action(
+            "Add files…",
+            self.choose_files,
+            "Ctrl+U",
+            pixmap.SP_FileIcon,
+            "Upload files to the selected connection (Ctrl+U)",
+        )
+        self.add_folder_action = self._action(
+            "Add folder…",
+            self.choose_folder,
+            "Ctrl+Shift+U",
+            pixmap.SP_DirIcon,
+            "Upload a folder with its subfolders (Ctrl+Shift+U)",
+        )
+        self.open_action = self._action(
+            "Open",
+            self.open_selected,
+            QKeySequence.StandardKey.Open,
+            pixmap.SP_DialogOpenButton,
+            "Open with the default application (Ctrl+O)",
+        )
+        self.save_as_action = self._action(
+            "Save as…",
+            self.save_selected,
+            "Ctrl+Shift+S",
+            pixmap.SP_DialogSaveButton,
+            "Save a copy on this computer (Ctrl+Shift+S)",
+        )
+        self.delete_action = self._action(
+            "Delete",
+            self.delete_selected,
+            QKeySequence.StandardKey.Delete,
+            pixmap.SP_TrashIcon,
+            "Delete from the storage (Delete)",
+        )
+        self.refresh_action = self._action(
+            "Refresh", self.refresh_current, "F5", pixmap.SP_BrowserReload, "Read the connection's documents again (F5)"
+        )
+        self.filter_action = self._action("Filter", self.focus_filter, QKeySequence.StandardKey.Find)
+        self.change_folder_action = self._action("Change folder…", self.change_folder)
+        self.pause_action = self._action("Pause transfers", self.toggle_pause, "Ctrl+P")
+        self.show_transfers_action = self._action("Transfers", self._toggle_transfers, "Ctrl+T")
+        self.show_transfers_action.setCheckable(True)
+        self.transfers_panel.visibility_wanted.connect(self.show_transfers_action.setChecked)
+        self.quit_action = self._action("Quit", self.quit, QKeySequence.StandardKey.Quit)
+        self.about_action = self._action("About Kite", self.show_about)
+        self._update_actions()
+
+    def _build_menus_and_toolbar(self) -> None:
+        menu = self.menuBar()
+        file_menu = menu.addMenu("&File")
+        file_menu.addActions([self.add_files_action, self.add_folder_action])
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_action)
+        documents_menu = menu.addMenu("&Documents")
+        documents_menu.addActions([self.open_action, self.save_as_action, self.delete_action])
+        documents_menu.addSeparator()
+        documents_menu.addActions([self.refresh_action, self.filter_action])
+        connection_menu = menu.addMenu("&Connection")
+        connection_menu.addAction(self.change_folder_action)
+        transfers_menu = menu.addMenu("&Transfers")
+        transfers_menu.addActions([self.pause_action, self.show_transfers_action])
+        help_menu = menu.addMenu("&Help")
+        help_menu.addAction(self.about_action)
+
+        toolbar = QToolBar("Main", self)
+        toolbar.setObjectName("mainToolbar")
+        toolbar.setMovable(False)
+        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        toolbar.addActions([self.add_files_action, self.add_folder_action])
+        toolbar.addSeparator()
+        toolbar.addActions([self.open_action, self.save_as_action, self.delete_action])
+        toolbar.addSeparator()
+        toolbar.addAction(self.refresh_action)
+        spacer = QWidget(toolbar)
+        spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        toolbar.addWidget(spacer)
+        self.filter_edit = QLineEdit(toolbar)
+        self.filter_edit.setObjectName("filterEdit")
+        self.filter_edit.setPlaceholderText("Filter documents (Ctrl+F)")
+        self.filter_edit.setClearButtonEnabled(True)
+        self.filter_edit.setMinimumWidth(240)
+        self.filter_edit.textChanged.connect(self._on_filter_edit_text_changed)
+        toolbar.addWidget(self.filter_edit)
+        self.addToolBar(toolbar)
+
+    # -- start and stop ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Show the connections and the cached documents at once, then refresh from the storage."""
+        connections = await asyncio.to_thread(self.service.connections)
+        self.connection_model.set_connections(connections)
+        for notice in self.service.notices:
+            self.banner.show_message(notice)
+        selected = self.service.settings.selected_connection
+        row = self.connection_model.row_of(selected) if selected else -1
+        self.connection_view.setCurrentIndex(self.connection_model.index(max(row, 0)))
+        if self._show_task is not None:
+            await asyncio.wait([self._show_task])
+
+    async def shutdown(self) -> None:
+        await self.tasks.cancel_all()
+
+    def quit(self) -> None:
+        self._quitting = True
+        self.close()
+        from PySide6.QtWidgets import QApplication
+
+        QApplication.quit()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.keep_running_in_tray and not self._quitting:
+            event.ignore()
+            self.hide()
+            if not self._told_about_tray:
+                self._told_about_tray = True
+                self.statusBar().showMessage("Kite keeps running in the tray.")
+            return
+        event.accept()
+
+    # -- connections ------------------------------------------------------------------------------
+    def connection_model_connections(self) -> list[Connection]:
+        model = self.connection_model
+        return [c for r in range(model.rowCount()) if (c := model.connection_at(r)) is not None]
+
+    @property
+    def current_connection(self) -> Connection | None:
+        if self.current_connection_id is None:
+            return None
+        row = self.connection_model.row_of(self.current_connection_id)
+        return self.connection_model.connection_at(row)
+
+    def _on_connection_view_current_changed(self, current: QModelIndex, previous: QModelIndex) -> None:
+        connection = self.connection_model.connection_at(current.row())
+        if connection is None or connection.id == self.current_connection_id:
+            return
+        self.current_connection_id = connection.id
+        self.document_model.set_documents(connection.id, [])
+        self._show_heading()
+        self._update_actions()
+        self._show_task = self.tasks.run(self._show_connection(connection.id), name="show-connection")
+
+    async def _show_connection(self, connection_id: str) -> None:
+        await self.service.select_connection(connection_id)
+        await self._load_cached(connection_id)
+        await self._refresh(connection_id)
+
+    async def _load_cached(self, connection_id: str) -> None:
+        documents = await self.service.cached_documents(connection_id)
+        if connection_id == self.current_connection_id:
+            self._set_documents(connection_id, documents)
+
+    async def _refresh(self, connection_id: str) -> None:
+        self.statusBar().showMessage("Refreshing…")
+        try:
+            documents = await self.service.refresh(connection_id)
+        except KiteError as exc:
+            if connection_id == self.current_connection_id:
+                self.show_error(exc)
+            return
+        if connection_id == self.current_connection_id:
+            self._set_documents(connection_id, documents)
+            count = len(documents)
+            self.statusBar().showMessage(f"{count} document{'s' if count != 1 else ''}", 5000)
+
+    def _set_documents(self, connection_id: str, documents: list[Document]) -> None:
+        selected = {d.id for d in self.selected_documents()}
+        self.document_model.set_documents(connection_id, documents)
+        if selected:
+            selection = self.table.selectionModel()
+            for row in range(self.proxy.rowCount()):
+                index = self.proxy.index(row, 0)
+                if index.data(DocumentRole).id in selected:
+                    selection.select(index, selection.SelectionFlag.Select | selection.SelectionFlag.Rows)
+        self._update_stack()
+        self._update_actions()
+        self.documents_shown.emit(connection_id)
+
+    def _on_bridge_connections_changed(self) -> None:
+        self.tasks.run(self._reload_connections(), name="reload-connections")
+
+    async def _reload_connections(self) -> None:
+        connections = await asyncio.to_thread(self.service.connections)
+        self.connection_model.set_connections(connections)
+        if self.current_connection_id is not None:
+            row = self.connection_model.row_of(self.current_connection_id)
+            if row >= 0 and self.connection_view.currentIndex().row() != row:
+                self.connection_view.setCurrentIndex(self.connection_model.index(row))
+        self._show_heading()
+
+    def _show_heading(self) -> None:
+        connection = self.current_connection
+        if connection is None:
+            self.heading.setText("")
+            return
+        where = connection.config.options.get("folder") or connection.account
+        where_html = f"<span style='color: palette(mid)'>&nbsp;&nbsp;{_escape(str(where))}</span>" if where else ""
+        self.heading.setText(
+            f"<span style='font-size: 14pt; font-weight: 600'>{_escape(connection.name)}</span>{where_html}"
+        )
+        self.empty_state.set_connection_name(connection.name)
+        self.change_folder_action.setEnabled(connection.provider is Provider.LOCAL)
+
+    def _on_connection_view_context_menu(self, position: QPoint) -> None:
+        menu = QMenu(self)
+        menu.addAction(self.refresh_action)
+        menu.addAction(self.change_folder_action)
+        menu.exec(self.connection_view.viewport().mapToGlobal(position))
+
+    def change_folder(self) -> None:
+        connection = self.current_connection
+        if connection is None or connection.provider is not Provider.LOCAL:
+            return
+        folder = Dialogs.choose_folder(
+            self, f"Choose the folder for {connection.name}", str(connection.config.options.get("folder", ""))
+        )
+        if folder:
+            self.tasks.run(self.service.set_local_folder(connection.id, Path(folder)), name="change-folder")
+
+    # -- documents --------------------------------------------------------------------------------
+    def _on_bridge_documents_changed(self, connection_id: str) -> None:
+        if connection_id == self.current_connection_id:
+            self._reload_timer.start()
+
+    def _reload_documents(self) -> None:
+        if self.current_connection_id is not None:
+            self.tasks.run(self._load_cached(self.current_connection_id), name="reload-documents")
+
+    def _update_stack(self) -> None:
+        if self.document_model.rowCount() == 0:
+            self.stack.setCurrentWidget(self.empty_state)
+        elif self.proxy.rowCount() == 0:
+            self.stack.setCurrentWidget(self.no_match)
+        else:
+            self.stack.setCurrentWidget(self.table)
+
+    def _on_filter_edit_text_changed(self, text: str) -> None:
+        self.proxy.setFilterFixedString(text)
+        self._update_stack()
+
+    def focus_filter(self) -> None:
+        self.filter_edit.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.filter_edit.selectAll()
+
+    def selected_documents(self) -> list[Document]:
+        rows = self.table.selectionModel().selectedRows()
+        if not rows and self.table.currentIndex().isValid() and self.table.hasFocus():
+            rows = [self.table.currentIndex()]
+        return [index.data(DocumentRole) for index in rows if index.data(DocumentRole) is not None]
+
+    def _update_actions(self) -> None:
+        documents = self.selected_documents()
+        has_connection = self.current_connection_id is not None
+        self.open_action.setEnabled(bool(documents) and all(d.downloadable for d in documents))
+        self.save_as_action.setEnabled(len(documents) == 1 and documents[0].downloadable)
+        self.delete_action.setEnabled(bool(documents))
+        self.refresh_action.setEnabled(has_connection)
+        self.add_files_action.setEnabled(has_connection)
+        self.add_folder_action.setEnabled(has_connection)
+
+    def _on_table_activated(self, index: QModelIndex) -> None:
+        self.open_selected()
+
+    def _on_table_context_menu(self, position: QPoint) -> None:
+        menu = QMenu(self)
+        menu.addActions([self.open_action, self.save_as_action])
+        menu.addSeparator()
+        menu.addAction(self.delete_action)
+        menu.exec(self.table.viewport().mapToGlobal(position))
+
+    def refresh_current(self) -> None:
+        if self.current_connection_id is not None:
+            self.tasks.run(self._refresh(self.current_connection_id), name="refresh")
+
+    def open_selected(self) -> None:
+        for document in self.selected_documents()[:10]:
+            self.tasks.run(self._open(document), name="open")
+
+    async def _open(self, document: Document) -> None:
+        path = self.service.open_cache_path(document)
+        transfer = await self.service.transfers.wait_finished(self.service.download(document, path))
+        if transfer.state is not TransferState.DONE:
+            return
+        if not Dialogs.open_with_system(path):
+            self.show_error(
+                KiteError(
+                    f"No application is set up to open {path.name}.",
+                    title="Cannot open",
+                    hint="Use Save as… and open the copy yourself.",
+                )
+            )
+
+    def save_selected(self) -> None:
+        documents = self.selected_documents()
+        if len(documents) != 1:
+            return
+        document = documents[0]
+        target = Dialogs.save_path(self, Path.home() / document.name.rsplit("/", 1)[-1])
+        if target is not None:
+            self.service.download(document, target)
+            self.statusBar().showMessage(f"Saving {document.name} to {target}…", 5000)
+
+    def delete_selected(self) -> None:
+        documents = self.selected_documents()
+        connection = self.current_connection
+        if not documents or connection is None:
+            return
+        if Dialogs.confirm_delete(self, documents, connection.name):
+            self.tasks.run(self._delete(documents), name="delete")
+
+    async def _delete(self, documents: list[Document]) -> None:
+        for document in documents:
+            await self.service.delete(document)
+        names = documents[0].name if len(documents) == 1 else f"{len(documents)} documents"
+        self.statusBar().showMessage(f"Deleted {names}", 5000)
+
+    # -- adding files -------------------------------------------------------------------------------
+    def choose_files(self) -> None:
+        paths = Dialogs.choose_files(self)
+        if paths:
+            self.add_files(paths)
+
+    def choose_folder(self) -> None:
+        folder = Dialogs.choose_folder(self)
+        if folder:
+            self.add_files([folder])
+
+    def add_files(self, sources: list[str]) -> None:
+        """Upload paths or file URLs to the selected connection: the one seam behind drop and Add files."""
+        connection = self.current_connection
+        if connection is None:
+            self.show_error(KiteError("Choose a connection first.", title="No connection selected"))
+            return
+        self.tasks.run(self._upload(connection, sources), name="upload")
+
+    async def _upload(self, connection: Connection, sources: list[str]) -> None:
+        batch = await self.service.upload(connection.id, sources)
+        count = len(batch.transfers)
+        message = f"Adding {count} file{'s' if count != 1 else ''} to {connection.name}"
+        if batch.skipped:
+            message += f"; {len(batch.skipped)} skipped (see Transfers)"
+        self.statusBar().showMessage(message, 8000)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        mime = event.mimeData()
+        if self.current_connection is not None and (mime.hasUrls() or mime.hasImage() or mime.hasText()):
+            event.acceptProposedAction()
+            self.drop_overlay.show_for(self.current_connection.name)
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
+        event.acceptProposedAction()
+
+    def dragLeaveEvent(self, event: object) -> None:
+        self.drop_overlay.hide()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        self.drop_overlay.hide()
+        mime = event.mimeData()
+        if mime.hasUrls():
+            sources = [url.toLocalFile() if url.isLocalFile() else url.toString() for url in mime.urls()]
+        elif mime.hasText() and mime.text().strip():
+            sources = [line.strip() for line in mime.text().splitlines() if line.strip()]
+        else:
+            sources = ["data:dropped-content"]
+        event.acceptProposedAction()
+        self.add_files(sources)
+
+    # -- transfers ----------------------------------------------------------------------------------
+    def toggle_pause(self) -> None:
+        self.transfers_panel.toggle_pause()
+
+    def _toggle_transfers(self) -> None:
+        self.transfers_panel.setVisible(not self.transfers_panel.isVisible())
+        self.show_transfers_action.setChecked(self.transfers_panel.isVisible())
+
+    def _on_bridge_transfer_changed(self, transfer: Transfer) -> None:
+        if transfer.state is TransferState.FAILED and transfer.kind is TransferKind.DOWNLOAD:
+            self.statusBar().showMessage(f"Could not download {transfer.name}: {transfer.message}", 10000)
+
+    def _on_bridge_totals_changed(self, totals: object) -> None:
+        paused = self.service.transfers.paused
+        self.pause_action.setText("Resume transfers" if paused else "Pause transfers")
+
+    # -- messages -------------------------------------------------------------------------------------
+    def show_error(self, error: KiteError) -> None:
+        log.info("shown to the user: %s: %s", error.title, error.message)
+        action = "Change folder…" if error.title == "Folder not found" else None
+        if isinstance(error, CloudConnectionError):
+            action = None
+        self._banner_action = action
+        self.banner.show_message(f"<b>{_escape(error.title)}</b>: {_escape(error.describe())}", action=action)
+        self.statusBar().showMessage(error.title, 8000)
+
+    def _on_banner_action_clicked(self) -> None:
+        if self._banner_action == "Change folder…":
+            self.banner.hide()
+            self.change_folder()
+
+    def show_about(self) -> None:
+        from PySide6 import __version__ as pyside_version
+        from PySide6.QtCore import qVersion
+        from PySide6.QtWidgets import QMessageBox
+
+        QMessageBox.about(
+            self,
+            "About Kite",
+            f"<h3>Kite Desktop {__version__}</h3><p>Your documents, in storage you own.</p>"
+            f"<p>Qt {qVersion()} · PySide6 {pyside_version}</p>"
+            f"<p>Profile: {_escape(str(self.service.profile.root))}</p>",
+        )
+
+    def handle_instance_message(self, paths: list[str]) -> None:
+        """Another launch of Kite handed over its arguments: come to the front and add its files."""
+        self.showNormal()
+        self.raise_()
+        self.activateWindow()
+        if paths:
+            self.add_files(paths)
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -1,0 +1,78 @@
+"""GUI test fixtures: a qasync loop on the pytest-qt QApplication, and a running main window.
+
+pytest-qt does not drive asyncio (pytest-dev/pytest-qt#448), so, as qasync's own tests do, the ``loop``
+fixture installs a qasync event loop, collects every exception raised inside it, and fails the test at
+teardown if there was any. Tests run a scenario coroutine with ``loop.run_until_complete``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import qasync
+from guihelp import RunningApp
+
+from kite_desktop.app import build_service
+from kite_desktop.ui.bridge import ServiceBridge
+from kite_desktop.ui.main_window import MainWindow
+
+
+@pytest.fixture
+def loop(qapp: Any) -> Iterator[qasync.QEventLoop]:
+    event_loop = qasync.QEventLoop(qapp, already_running=False)
+    asyncio.set_event_loop(event_loop)
+    errors: list[dict[str, Any]] = []
+    event_loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    original_hook = sys.excepthook
+
+    def hook(*exc_info: Any) -> None:
+        errors.append({"message": "exception in a Qt slot", "exception": exc_info[1]})
+        event_loop.stop()
+
+    sys.excepthook = hook
+    yield event_loop
+    sys.excepthook = original_hook
+    try:
+        event_loop.run_until_complete(event_loop.shutdown_default_executor())
+    finally:
+        event_loop.close()
+        asyncio.set_event_loop(None)
+    if errors:
+        first = errors[0]
+        raise AssertionError(f"{len(errors)} error(s) inside the event loop: {first.get('message')}") from first.get(
+            "exception"
+        )
+
+
+@pytest.fixture
+def app_factory(loop: qasync.QEventLoop, qtbot: Any, home: Path, tmp_path: Path):
+    started: list[RunningApp] = []
+
+    def start(profile: Path | None = None) -> RunningApp:
+        service = build_service(profile or tmp_path / "profile")
+        window = MainWindow(service, ServiceBridge(service))
+        qtbot.addWidget(window)
+        window.show()
+        running = RunningApp(service, window)
+        started.append(running)
+        loop.run_until_complete(window.start())
+        return running
+
+    yield start
+    for running in started:
+
+        async def stop(r: RunningApp = running) -> None:
+            await r.window.shutdown()
+            await r.service.close()
+
+        loop.run_until_complete(stop())
+
+
+@pytest.fixture
+def running(app_factory: Callable[[], RunningApp]) -> RunningApp:
+    return app_factory()
