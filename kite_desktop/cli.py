@@ -203,14 +203,25 @@ async def cmd_set_folder(service: KiteService, args: argparse.Namespace, out: Ou
 Command = Callable[[KiteService, argparse.Namespace, Output], Coroutine[Any, Any, int]]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _common_options(*, with_defaults: bool) -> argparse.ArgumentParser:
+    """Options taken before or after the command name. The commands' copies have no defaults, or argparse
+    would reset ``kite --profile DIR ls`` to the default profile when it parses ``ls``."""
+    extra: dict[str, Any] = {} if with_defaults else {"default": argparse.SUPPRESS}
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--profile", metavar="DIR", help="profile directory (default: $KITE_PROFILE_DIR or app data)")
-    common.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
-    common.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    common.add_argument(
+        "--profile", metavar="DIR", help="profile directory (default: $KITE_PROFILE_DIR or app data)", **extra
+    )
+    common.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout", **extra)
+    common.add_argument("-q", "--quiet", action="store_true", help="print only errors", **extra)
+    return common
 
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common_options(with_defaults=False)
     parser = argparse.ArgumentParser(
-        prog="kite", description="Kite: your documents, in storage you own.", parents=[common]
+        prog="kite",
+        description="Kite: your documents, in storage you own.",
+        parents=[_common_options(with_defaults=True)],
     )
     parser.add_argument("--version", action="version", version=f"kite {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

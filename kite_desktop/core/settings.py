@@ -73,7 +73,7 @@ class SettingsStore:
             return self._first_start()
         try:
             settings = Settings.from_json(json.loads(raw))
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # AttributeError: JSON but not an object
             aside = self.path.with_name(f"{self.path.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
             self.path.replace(aside)
             log.warning("settings file unreadable (%s); moved to %s", exc, aside.name)

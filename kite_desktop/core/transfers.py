@@ -211,6 +211,9 @@ class TransferQueue:
         if transfer is None or transfer.state not in (TransferState.FAILED, TransferState.CANCELLED):
             return
         transfer.done = 0
+        if not any(not t.state.finished for t in self._items):
+            self._batch += 1  # the queue was idle: totals start over, as in add()
+        transfer.batch = self._batch
         self._set(transfer, TransferState.QUEUED, "")
         self._schedule()
         self._announce_totals()
@@ -287,9 +290,9 @@ class TransferQueue:
             if len(self._tasks) >= self.max_concurrent:
                 return
             if transfer.state is TransferState.QUEUED and transfer.id not in self._tasks:
-                self._tasks[transfer.id] = asyncio.get_running_loop().create_task(
-                    self._run(transfer), name=f"transfer-{transfer.id}"
-                )
+                task = asyncio.get_running_loop().create_task(self._run(transfer), name=f"transfer-{transfer.id}")
+                self._tasks[transfer.id] = task
+                task.add_done_callback(lambda _task, t=transfer: self._on_task_done(t))
 
     async def _run(self, transfer: Transfer) -> None:
         def progress(done: int) -> None:
@@ -300,11 +303,13 @@ class TransferQueue:
 
         transfer.done = 0
         transfer._samples.clear()
-        self._set(transfer, TransferState.RUNNING, "")
+        self._set(transfer, TransferState.RUNNING)  # keep the message: it may hold intake's notes on the name
         try:
             transfer.result = await self._runner(transfer, progress)
         except asyncio.CancelledError:
             reason = self._interrupt.pop(transfer.id, TransferState.CANCELLED)
+            if reason is TransferState.PAUSED and not self.paused:
+                reason = TransferState.QUEUED  # resumed before this worker had stopped: run it again
             transfer.done = 0
             self._set(transfer, reason, "Cancelled." if reason is TransferState.CANCELLED else "")
         except NameConflictError as exc:
@@ -317,8 +322,13 @@ class TransferQueue:
         else:
             transfer.done = transfer.size
             self._set(transfer, TransferState.DONE, transfer.message)
-        finally:
-            self._tasks.pop(transfer.id, None)
-            self._interrupt.pop(transfer.id, None)
-            self._schedule()
-            self._announce_totals()
+
+    def _on_task_done(self, transfer: Transfer) -> None:
+        # Also runs for a task cancelled before its first step, whose coroutine never started.
+        self._tasks.pop(transfer.id, None)
+        reason = self._interrupt.pop(transfer.id, TransferState.CANCELLED)
+        if transfer.state in (TransferState.QUEUED, TransferState.RUNNING):
+            transfer.done = 0
+            self._set(transfer, reason, "Cancelled." if reason is TransferState.CANCELLED else "")
+        self._schedule()
+        self._announce_totals()

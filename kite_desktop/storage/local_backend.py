@@ -151,7 +151,11 @@ class LocalFolderBackend(StorageBackend):
 
     async def presigned_get_url(self, object_key: str, expires_minutes: int = 60) -> str:
         path = await asyncio.to_thread(self._path_for, object_key)
-        if not await asyncio.to_thread(path.is_file):
+        try:
+            info = await asyncio.to_thread(path.lstat)  # lstat: a symlink's URL would read outside the folder
+        except FileNotFoundError:
+            info = None
+        if info is None or not stat.S_ISREG(info.st_mode):
             raise NotFoundError(f"No document {object_key!r} in {self.root}.")
         return path.as_uri()
 

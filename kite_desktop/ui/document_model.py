@@ -85,7 +85,10 @@ class DocumentTableModel(QAbstractTableModel):
         if column == 3:
             if document.modified is None:
                 return ""
-            return QLocale().toString(document.modified.astimezone(), QLocale.FormatType.ShortFormat)
+            local = document.modified.astimezone()
+            if QLocale().language() == QLocale.Language.C:  # no locale set: ISO dates read everywhere
+                return local.strftime("%Y-%m-%d %H:%M")
+            return QLocale().toString(local, QLocale.FormatType.ShortFormat)
         if column == 4:
             return STATE_LABELS.get(document.state, document.state.capitalize())
         return ""

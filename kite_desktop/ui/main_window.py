@@ -30,7 +30,7 @@ from kite_desktop import APP_NAME, __version__
 from kite_desktop.core.errors import CloudConnectionError, KiteError
 from kite_desktop.core.models import Connection, Document, Provider
 from kite_desktop.core.service import KiteService
-from kite_desktop.core.transfers import Transfer, TransferKind, TransferState
+from kite_desktop.core.transfers import Totals, Transfer, TransferKind, TransferState
 from kite_desktop.ui import icons
 from kite_desktop.ui.bridge import ServiceBridge
 from kite_desktop.ui.connection_model import ConnectionDelegate, ConnectionListModel
@@ -57,6 +57,7 @@ class MainWindow(QMainWindow):
         self._told_about_tray = False
         self.current_connection_id: str | None = None
         self._show_task: asyncio.Task[None] | None = None
+        self._was_busy = False
         self.setWindowTitle(APP_NAME)
         self.setWindowIcon(icons.icon("kite-desktop"))
         self.setAcceptDrops(True)
@@ -145,10 +146,11 @@ class MainWindow(QMainWindow):
         self.drop_overlay = DropOverlay(documents_area)
 
         self.transfers_panel = TransfersPanel(self.bridge, self.service.transfers, self)
-        self.transfers_panel.visibility_wanted.connect(self.transfers_panel.setVisible)
+        self.transfers_panel.visibility_wanted.connect(self._show_transfers)
         self.transfers_panel.hide()
 
         right = QSplitter(Qt.Orientation.Vertical, self)
+        self.right_splitter = right
         right.addWidget(documents_area)
         right.addWidget(self.transfers_panel)
         right.setStretchFactor(0, 3)
@@ -228,7 +230,6 @@ class MainWindow(QMainWindow):
         self.pause_action = self._action("Pause transfers", self.toggle_pause, "Ctrl+P")
         self.show_transfers_action = self._action("Transfers", self._toggle_transfers, "Ctrl+T")
         self.show_transfers_action.setCheckable(True)
-        self.transfers_panel.visibility_wanted.connect(self.show_transfers_action.setChecked)
         self.quit_action = self._action("Quit", self.quit, QKeySequence.StandardKey.Quit)
         self.about_action = self._action("About Kite", self.show_about)
         self._update_actions()
@@ -558,16 +559,30 @@ class MainWindow(QMainWindow):
         self.transfers_panel.toggle_pause()
 
     def _toggle_transfers(self) -> None:
-        self.transfers_panel.setVisible(not self.transfers_panel.isVisible())
-        self.show_transfers_action.setChecked(self.transfers_panel.isVisible())
+        self._show_transfers(not self.transfers_panel.isVisible())
+
+    def _show_transfers(self, visible: bool) -> None:
+        if visible and not self.transfers_panel.isVisible():
+            total = sum(self.right_splitter.sizes()) or self.height()
+            self.transfers_panel.show()
+            self.right_splitter.setSizes([total * 3 // 5, total * 2 // 5])
+        elif not visible:
+            self.transfers_panel.hide()
+        self.show_transfers_action.setChecked(visible)
 
     def _on_bridge_transfer_changed(self, transfer: Transfer) -> None:
         if transfer.state is TransferState.FAILED and transfer.kind is TransferKind.DOWNLOAD:
             self.statusBar().showMessage(f"Could not download {transfer.name}: {transfer.message}", 10000)
 
-    def _on_bridge_totals_changed(self, totals: object) -> None:
-        paused = self.service.transfers.paused
-        self.pause_action.setText("Resume transfers" if paused else "Pause transfers")
+    def _on_bridge_totals_changed(self, totals: Totals) -> None:
+        self.pause_action.setText("Resume transfers" if totals.paused else "Pause transfers")
+        if self._was_busy and not totals.busy:
+            done = totals.finished - totals.failed
+            text = f"Transfers finished: {done} done"
+            if totals.failed:
+                text += f", {totals.failed} failed (see Transfers)"
+            self.statusBar().showMessage(text, 10000)
+        self._was_busy = totals.busy
 
     # -- messages -------------------------------------------------------------------------------------
     def show_error(self, error: KiteError) -> None:

@@ -89,6 +89,8 @@ class TransferTableModel(QAbstractTableModel):
                 arrow = "↑" if transfer.kind is TransferKind.UPLOAD else "↓"
                 return f"{arrow} {transfer.name}"
             if column == 1:
+                if transfer.state in (TransferState.SKIPPED, TransferState.FAILED, TransferState.CANCELLED):
+                    return "—"
                 return f"{transfer.fraction:.0%}  ({human_size(transfer.done)} of {human_size(transfer.size)})"
             if column == 2:
                 return human_speed(transfer.speed)
@@ -107,7 +109,7 @@ class ProgressDelegate(QStyledItemDelegate):
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
         transfer: Transfer | None = index.data(TransferRole)
-        if transfer is None:
+        if transfer is None or transfer.state in (TransferState.SKIPPED, TransferState.FAILED, TransferState.CANCELLED):
             super().paint(painter, option, index)
             return
         bar = QStyleOptionProgressBar()
