@@ -308,8 +308,6 @@ class TransferQueue:
             transfer.result = await self._runner(transfer, progress)
         except asyncio.CancelledError:
             reason = self._interrupt.pop(transfer.id, TransferState.CANCELLED)
-            if reason is TransferState.PAUSED and not self.paused:
-                reason = TransferState.QUEUED  # resumed before this worker had stopped: run it again
             transfer.done = 0
             self._set(transfer, reason, "Cancelled." if reason is TransferState.CANCELLED else "")
         except NameConflictError as exc:
@@ -330,5 +328,7 @@ class TransferQueue:
         if transfer.state in (TransferState.QUEUED, TransferState.RUNNING):
             transfer.done = 0
             self._set(transfer, reason, "Cancelled." if reason is TransferState.CANCELLED else "")
+        if transfer.state is TransferState.PAUSED and not self.paused:
+            self._set(transfer, TransferState.QUEUED, "")  # resumed before this worker had stopped: run it again
         self._schedule()
         self._announce_totals()

@@ -54,7 +54,7 @@ def run_gui(argv: list[str] | None = None) -> int:
 
 
 async def boot(app: object, profile: object, instance: object, paths: list[str]) -> int:
-    from PySide6.QtWidgets import QApplication, QSystemTrayIcon
+    from PySide6.QtWidgets import QApplication
 
     from kite_desktop.app import build_service
     from kite_desktop.core.errors import KiteError
@@ -75,22 +75,10 @@ async def boot(app: object, profile: object, instance: object, paths: list[str])
         return 1
     bridge = ServiceBridge(service)
     window = MainWindow(service, bridge)
-    tray = TrayController(window)
-    window.keep_running_in_tray = tray.available
-    app.setQuitOnLastWindowClosed(not tray.available)
-
-    def update_tray(*_: object) -> None:
-        tray.update(service.transfers.totals(), window.connection_model_connections())
-
-    bridge.totals_changed.connect(update_tray)
-    bridge.connections_changed.connect(update_tray)
-    window.connection_model.dataChanged.connect(update_tray)
-    window.connection_model.modelReset.connect(update_tray)
-    tray.show_requested.connect(lambda: window.handle_instance_message([]))
-    tray.pause_toggled.connect(window.toggle_pause)
-    tray.quit_requested.connect(window.quit)
+    window.attach_tray(TrayController(window))
+    app.setQuitOnLastWindowClosed(not window.keep_running_in_tray)
     instance.message_received.connect(window.handle_instance_message)
-    if not QSystemTrayIcon.isSystemTrayAvailable():
+    if not window.keep_running_in_tray:
         logging.getLogger(__name__).info("no system tray: closing the window quits")
 
     window.show()
@@ -98,7 +86,8 @@ async def boot(app: object, profile: object, instance: object, paths: list[str])
     if paths:
         window.add_files(paths)
     await quit_requested.wait()
-    tray.hide()
+    if window.tray is not None:
+        window.tray.hide()
     await window.shutdown()
     await service.close()
     return 0

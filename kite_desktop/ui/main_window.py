@@ -38,6 +38,7 @@ from kite_desktop.ui.dialogs import Dialogs
 from kite_desktop.ui.document_model import DocumentFilterProxy, DocumentRole, DocumentTableModel
 from kite_desktop.ui.tasks import TaskRunner
 from kite_desktop.ui.transfers_panel import TransfersPanel
+from kite_desktop.ui.tray import TrayController
 from kite_desktop.ui.widgets import Banner, DropOverlay, EmptyState
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class MainWindow(QMainWindow):
         self.bridge = bridge
         self.tasks = TaskRunner(self.show_error)
         self.keep_running_in_tray = False
+        self.tray: TrayController | None = None
         self._quitting = False
         self._told_about_tray = False
         self.current_connection_id: str | None = None
@@ -583,6 +585,23 @@ class MainWindow(QMainWindow):
                 text += f", {totals.failed} failed (see Transfers)"
             self.statusBar().showMessage(text, 10000)
         self._was_busy = totals.busy
+
+    # -- tray ---------------------------------------------------------------------------------------
+    def attach_tray(self, tray: TrayController) -> None:
+        """Let the tray follow the transfers and connections, and act on this window."""
+        self.tray = tray
+        self.keep_running_in_tray = tray.available
+
+        def update(*_: object) -> None:
+            tray.update(self.service.transfers.totals(), self.connection_model_connections())
+
+        self.bridge.totals_changed.connect(update)
+        self.connection_model.dataChanged.connect(update)
+        self.connection_model.modelReset.connect(update)
+        tray.show_requested.connect(lambda: self.handle_instance_message([]))
+        tray.pause_toggled.connect(self.toggle_pause)
+        tray.quit_requested.connect(self.quit)
+        update()
 
     # -- messages -------------------------------------------------------------------------------------
     def show_error(self, error: KiteError) -> None:

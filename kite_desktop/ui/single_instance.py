@@ -34,6 +34,7 @@ class SingleInstance(QObject):
         self._lock = QLockFile(str(profile.lock_path))
         self._lock.setStaleLockTime(0)
         self._server: QLocalServer | None = None
+        self._clients: list[QLocalSocket] = []
 
     def acquire(self) -> bool:
         """True when this process is the first; then it starts listening for later launches."""
@@ -60,6 +61,9 @@ class SingleInstance(QObject):
         return ok
 
     def release(self) -> None:
+        for socket in self._clients:
+            socket.abort()
+        self._clients.clear()
         if self._server is not None:
             self._server.close()
             self._server = None
@@ -68,13 +72,22 @@ class SingleInstance(QObject):
     def _on_server_new_connection(self) -> None:
         assert self._server is not None
         while (socket := self._server.nextPendingConnection()) is not None:
-            socket.readyRead.connect(lambda s=socket: self._read(s))
-            socket.disconnected.connect(socket.deleteLater)
+            self._clients.append(socket)
+            socket.readyRead.connect(self._on_client_ready_read)
+            socket.disconnected.connect(self._on_client_disconnected)
 
-    def _read(self, socket: QLocalSocket) -> None:
-        if not socket.canReadLine():
-            return
-        raw = bytes(socket.readLine().data())
+    def _on_client_ready_read(self) -> None:
+        for socket in list(self._clients):
+            while socket.canReadLine():
+                self._handle(bytes(socket.readLine().data()))
+
+    def _on_client_disconnected(self) -> None:
+        for socket in [s for s in self._clients if s.state() == QLocalSocket.LocalSocketState.UnconnectedState]:
+            self._on_client_ready_read()
+            self._clients.remove(socket)
+            socket.deleteLater()
+
+    def _handle(self, raw: bytes) -> None:
         try:
             paths = [str(p) for p in json.loads(raw).get("paths", [])]
         except (ValueError, AttributeError):
