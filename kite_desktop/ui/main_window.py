@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 
 from kite_desktop import APP_NAME, __version__
 from kite_desktop.core.errors import CloudConnectionError, KiteError
-from kite_desktop.core.models import Connection, Document, Provider
+from kite_desktop.core.models import Connection, ConnectionStatus, Document, Provider
 from kite_desktop.core.service import KiteService
 from kite_desktop.core.transfers import Totals, Transfer, TransferKind, TransferState
 from kite_desktop.ui import icons
@@ -387,7 +387,10 @@ class MainWindow(QMainWindow):
         self.heading.setText(
             f"<span style='font-size: 14pt; font-weight: 600'>{_escape(connection.name)}</span>{where_html}"
         )
-        self.empty_state.set_connection_name(connection.name)
+        if connection.status in (ConnectionStatus.OFFLINE, ConnectionStatus.ERROR, ConnectionStatus.REQUIRES_REAUTH):
+            self.empty_state.show_unavailable(connection.name, connection.status.label)
+        else:
+            self.empty_state.show_ready(connection.name)
         self.change_folder_action.setEnabled(connection.provider is Provider.LOCAL)
 
     def _on_connection_view_context_menu(self, position: QPoint) -> None:

@@ -33,6 +33,7 @@ class EmptyState(QWidget):
         button = QPushButton("Add files…", self)
         button.setObjectName("emptyAddFiles")
         button.clicked.connect(self.add_files_clicked)
+        self.add_button = button
         row = QHBoxLayout()
         row.addStretch(1)
         row.addWidget(button)
@@ -47,10 +48,17 @@ class EmptyState(QWidget):
         layout.addLayout(row)
         layout.addStretch(3)
 
-    def set_connection_name(self, name: str) -> None:
+    def show_ready(self, name: str) -> None:
+        self.add_button.show()
+        self.title.setText("Drop files here")
         self.subtitle.setText(
             f"Drag documents or folders onto this window to keep them in {name}, or choose them yourself."
         )
+
+    def show_unavailable(self, name: str, status: str) -> None:
+        self.add_button.hide()
+        self.title.setText(f"{name} is {status.lower()}")
+        self.subtitle.setText("Its documents will show here once it can be reached again. See the message above.")
 
 
 class DropOverlay(QLabel):
