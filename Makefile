@@ -20,8 +20,8 @@ test: system-deps venv ## set up and run every test (headless)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
 
 lint: venv
-	$(BIN)/ruff check kite_desktop tests docs bench
-	$(BIN)/ruff format --check kite_desktop tests docs bench
+	$(BIN)/ruff check kite_desktop tests docs
+	$(BIN)/ruff format --check kite_desktop tests docs
 
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

@@ -1,0 +1,1 @@
+"""Non-GUI tests: core, storage and the ``kite`` command. Nothing here imports Qt."""
