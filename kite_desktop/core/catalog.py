@@ -72,16 +72,19 @@ class Catalog:
 
     # -- opening, checking, migrating -------------------------------------------------------
     def _open_checked(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = None
         try:
             db = self._open()
             row = db.execute("PRAGMA quick_check").fetchone()
             if row is None or row[0] != "ok":
-                raise sqlite3.DatabaseError(f"quick_check: {row[0] if row else 'no answer'}")
+                first = str(row[0]).splitlines()[0] if row else "no answer"
+                raise sqlite3.DatabaseError(f"quick_check: {first}")
             self._migrate(db)
             return db
         except sqlite3.DatabaseError as exc:
-            with contextlib.suppress(Exception):
-                db.close()
+            if db is not None:
+                with contextlib.suppress(Exception):
+                    db.close()
             return self._recover(exc)
 
     def _open(self) -> sqlite3.Connection:
@@ -98,7 +101,7 @@ class Catalog:
 
     def _recover(self, exc: Exception) -> sqlite3.Connection:
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{uuid.uuid4().hex[:6]}")
         log.warning("catalog unusable (%s); moving it to %s and rebuilding", exc, aside.name)
         for suffix in ("", "-wal", "-shm"):
             source = Path(f"{self.path}{suffix}")

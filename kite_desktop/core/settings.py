@@ -74,7 +74,9 @@ class SettingsStore:
         try:
             settings = Settings.from_json(json.loads(raw))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:  # AttributeError: JSON but not an object
-            aside = self.path.with_name(f"{self.path.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
+            aside = self.path.with_name(
+                f"{self.path.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+            )
             self.path.replace(aside)
             log.warning("settings file unreadable (%s); moved to %s", exc, aside.name)
             settings = self._first_start()

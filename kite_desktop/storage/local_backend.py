@@ -209,6 +209,7 @@ class LocalFolderBackend(StorageBackend):
         else:
             listing = await asyncio.to_thread(self._walk)
             walk_id, offset = uuid.uuid4().hex[:12], 0
+        page_size = max(1, page_size)
         page = listing[offset : offset + page_size]
         end = offset + page_size
         if end < len(listing):
@@ -228,7 +229,10 @@ class LocalFolderBackend(StorageBackend):
         progress: ProgressCallback | None = None,
         conflict: ConflictPolicy = "rename",
     ) -> ObjectInfo:
-        clean = clean_relative_path(name).name
+        try:
+            clean = clean_relative_path(name).name
+        except ValueError as exc:
+            raise KiteError(f"{name!r} cannot be used as a document name: {exc}.", title="Unusable name") from None
         report = ThreadProgress(progress)
 
         def work(flag: StopFlag) -> ObjectInfo:

@@ -39,9 +39,15 @@ async def run_cancellable(work: Callable[[StopFlag], T]) -> T:
         return await asyncio.shield(future)
     except asyncio.CancelledError:
         flag.set()
-        with contextlib.suppress(BaseException):
-            await future
-        raise
+        try:
+            result = await future
+        except BaseException:
+            raise asyncio.CancelledError from None
+        # The worker finished before it saw the request to stop: the work is done, so say so.
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+        return result
 
 
 class ThreadProgress:
