@@ -22,6 +22,7 @@ test: system-deps venv ## set up and run every test (headless)
 lint: venv
 	$(BIN)/ruff check kite_desktop tests docs
 	$(BIN)/ruff format --check kite_desktop tests docs
+	$(BIN)/mypy
 
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

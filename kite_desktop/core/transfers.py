@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import itertools
 import logging
 import time
@@ -292,7 +293,7 @@ class TransferQueue:
             if transfer.state is TransferState.QUEUED and transfer.id not in self._tasks:
                 task = asyncio.get_running_loop().create_task(self._run(transfer), name=f"transfer-{transfer.id}")
                 self._tasks[transfer.id] = task
-                task.add_done_callback(lambda _task, t=transfer: self._on_task_done(t))
+                task.add_done_callback(functools.partial(self._on_task_done, transfer))
 
     async def _run(self, transfer: Transfer) -> None:
         def progress(done: int) -> None:
@@ -321,7 +322,7 @@ class TransferQueue:
             transfer.done = transfer.size
             self._set(transfer, TransferState.DONE, transfer.message)
 
-    def _on_task_done(self, transfer: Transfer) -> None:
+    def _on_task_done(self, transfer: Transfer, _task: asyncio.Task[None] | None = None) -> None:
         # Also runs for a task cancelled before its first step, whose coroutine never started.
         self._tasks.pop(transfer.id, None)
         reason = self._interrupt.pop(transfer.id, TransferState.CANCELLED)

@@ -6,6 +6,7 @@ from typing import Any
 
 from PySide6.QtCore import (
     QAbstractTableModel,
+    QDateTime,
     QLocale,
     QModelIndex,
     QPersistentModelIndex,
@@ -88,7 +89,9 @@ class DocumentTableModel(QAbstractTableModel):
             local = document.modified.astimezone()
             if QLocale().language() == QLocale.Language.C:  # no locale set: ISO dates read everywhere
                 return local.strftime("%Y-%m-%d %H:%M")
-            return QLocale().toString(local, QLocale.FormatType.ShortFormat)
+            return QLocale().toString(
+                QDateTime.fromSecsSinceEpoch(int(local.timestamp())), QLocale.FormatType.ShortFormat
+            )
         if column == 4:
             return STATE_LABELS.get(document.state, document.state.capitalize())
         return ""

@@ -170,7 +170,7 @@ class MainWindow(QMainWindow):
         self,
         text: str,
         slot: object,
-        shortcut: QKeySequence | str | None = None,
+        shortcut: QKeySequence | QKeySequence.StandardKey | str | None = None,
         icon: QStyle.StandardPixmap | None = None,
         tip: str = "",
     ) -> QAction:
