@@ -183,3 +183,20 @@ def test_missing_folder_shows_a_clear_message_and_offline_status(running: Runnin
     act(loop, running.window.refresh_action.trigger, running.window.banner.isVisible, "the banner")
     assert "Folder not found" in running.window.banner.text.text()
     run(loop, wait_for(lambda: running.window.current_connection.status.label == "Offline", what="offline status"))
+
+
+def test_a_damaged_catalog_is_moved_aside_and_rebuilt_with_a_message(app_factory, loop, tmp_path: Path, home):
+    profile = tmp_path / "profile"
+    first = app_factory(profile)
+    (first.local_folder / "kept.pdf").write_bytes(b"%PDF kept")
+    run(loop, first.service.refresh(first.service.settings.connections[0].id))
+    run(loop, first.window.shutdown())
+    run(loop, first.service.close())
+    catalog = profile / "catalog.sqlite3"
+    catalog.write_bytes(b"this is not a database" * 100)
+
+    second = app_factory(profile)
+    assert second.window.banner.isVisible()
+    assert "catalog was damaged" in second.window.banner.text.text()
+    assert list(profile.glob("catalog.sqlite3.corrupt-*"))
+    run(loop, wait_for(lambda: table_names(second) == ["kept.pdf"], what="the document listed again"))
