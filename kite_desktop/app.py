@@ -9,27 +9,43 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from kite_desktop.core.errors import KiteError
+from kite_desktop.auth.keyring_store import KeyringTokenStore
+from kite_desktop.core.errors import CloudConnectionError, KiteError
 from kite_desktop.core.models import ConnectionConfig, Provider
 from kite_desktop.core.profile import Profile
-from kite_desktop.core.service import KiteService
+from kite_desktop.core.service import BackendFactory, CredentialsSaver, KiteService
+from kite_desktop.core.tokens import TokenStore
 from kite_desktop.storage.base import StorageBackend
 from kite_desktop.storage.local_backend import LocalFolderBackend
 
 
-def make_backend(config: ConnectionConfig) -> StorageBackend:
-    """The backend for one connection."""
-    if config.provider is Provider.LOCAL:
-        return LocalFolderBackend(Path(config.options["folder"]))
-    raise KiteError(
-        f"{config.provider.label} connections are not available in this version of Kite.",
-        title="Not available yet",
-    )
+def backend_factory(tokens: TokenStore) -> BackendFactory:
+    """Builds each connection's backend; cloud backends get the credentials kept in ``tokens``."""
+
+    async def make(config: ConnectionConfig, save: CredentialsSaver) -> StorageBackend:
+        if config.provider is Provider.LOCAL:
+            return LocalFolderBackend(Path(config.options["folder"]))
+        credentials = await tokens.load(config.id)
+        if not credentials:
+            raise CloudConnectionError(
+                f"Kite has no sign-in for {config.name} on this computer.", hint="Reconnect the account."
+            )
+        if config.provider is Provider.GOOGLE_DRIVE:
+            from kite_desktop.storage.google_drive_backend import GoogleDriveBackend
+
+            return GoogleDriveBackend(credentials, on_credentials_changed=save)
+        raise KiteError(
+            f"{config.provider.label} connections are not available in this version of Kite.",
+            title="Not available yet",
+        )
+
+    return make
 
 
-def build_service(profile_dir: str | os.PathLike[str] | None = None) -> KiteService:
+def build_service(profile_dir: str | os.PathLike[str] | None = None, tokens: TokenStore | None = None) -> KiteService:
     """Everything the app and the CLI need, for one profile. Blocking (file and SQLite I/O)."""
-    return KiteService.open(Profile.resolve(profile_dir), make_backend)
+    store = tokens or KeyringTokenStore()
+    return KiteService.open(Profile.resolve(profile_dir), backend_factory(store), store)
 
 
 def main(argv: list[str] | None = None) -> int:

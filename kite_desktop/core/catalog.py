@@ -190,6 +190,14 @@ class Catalog:
                 (connection_id, status.value, detail, _now() if refreshed else None),
             )
 
+    def set_account(self, connection_id: str, account: str) -> None:
+        with self._transaction() as db:
+            db.execute(
+                """INSERT INTO connection_state (connection_id, account) VALUES (?, ?)
+                   ON CONFLICT (connection_id) DO UPDATE SET account=excluded.account""",
+                (connection_id, account),
+            )
+
     def forget_connection(self, connection_id: str) -> None:
         with self._transaction() as db:
             db.execute("DELETE FROM documents WHERE connection_id=?", (connection_id,))

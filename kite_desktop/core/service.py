@@ -10,9 +10,10 @@ import asyncio
 import logging
 import mimetypes
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from kite_desktop.core.catalog import Catalog
 from kite_desktop.core.errors import (
@@ -32,12 +33,15 @@ from kite_desktop.core.models import (
 )
 from kite_desktop.core.profile import Profile, default_local_folder
 from kite_desktop.core.settings import Settings, SettingsStore
+from kite_desktop.core.tokens import MemoryTokenStore, TokenStore
 from kite_desktop.core.transfers import Transfer, TransferKind, TransferQueue, TransferState
 from kite_desktop.storage.base import ConflictPolicy, StorageBackend
 
 log = logging.getLogger(__name__)
 
-BackendFactory = Callable[[ConnectionConfig], StorageBackend]
+CredentialsSaver = Callable[[dict[str, Any]], None]
+BackendFactory = Callable[[ConnectionConfig, CredentialsSaver], Awaitable[StorageBackend]]
+"""Builds a connection's backend; the saver persists credentials the backend renewed."""
 _CONFLICT: dict[str, ConflictPolicy] = {"rename": "rename", "replace": "replace", "skip": "fail"}
 
 
@@ -60,13 +64,17 @@ class KiteService:
         settings: Settings,
         catalog: Catalog,
         backend_factory: BackendFactory,
+        token_store: TokenStore | None = None,
     ):
         self.profile = profile
         self.settings_store = settings_store
         self.settings = settings
         self.catalog = catalog
         self._backend_factory = backend_factory
+        self.token_store: TokenStore = token_store or MemoryTokenStore()
         self._backends: dict[str, StorageBackend] = {}
+        self._backend_locks: dict[str, asyncio.Lock] = {}
+        self._saves: set[asyncio.Task[None]] = set()
         self.transfers = TransferQueue(self._run_transfer, settings.concurrent_transfers)
         self.connections_changed: Event[[]] = Event()
         self.documents_changed: Event[[str]] = Event()
@@ -78,13 +86,15 @@ class KiteService:
             )
 
     @classmethod
-    def open(cls, profile: Profile, backend_factory: BackendFactory) -> KiteService:
+    def open(
+        cls, profile: Profile, backend_factory: BackendFactory, token_store: TokenStore | None = None
+    ) -> KiteService:
         """Load (or create) everything in ``profile``. Blocking: call it from a thread in the GUI."""
         profile.ensure()
         store = SettingsStore(profile.settings_path)
         settings = store.load()
         catalog = Catalog(profile.catalog_path)
-        service = cls(profile, store, settings, catalog, backend_factory)
+        service = cls(profile, store, settings, catalog, backend_factory, token_store)
         service._create_default_folders()
         return service
 
@@ -96,6 +106,8 @@ class KiteService:
 
     async def close(self) -> None:
         await self.transfers.shutdown()
+        if self._saves:
+            await asyncio.gather(*self._saves, return_exceptions=True)
         for backend in self._backends.values():
             await backend.aclose()
         await asyncio.to_thread(self.catalog.close)
@@ -124,15 +136,40 @@ class KiteService:
             raise NotFoundError(f"More than one connection is named {reference!r}; use its id.")
         raise NotFoundError(f"No connection named {reference!r}.", hint=f"Connections: {names}.")
 
-    def backend(self, connection_id: str) -> StorageBackend:
+    async def backend(self, connection_id: str) -> StorageBackend:
+        """The connection's backend, built once (loading its credentials on first use)."""
         backend = self._backends.get(connection_id)
-        if backend is None:
-            config = self.settings.connection(connection_id)
-            if config is None:
-                raise NotFoundError(f"No connection with id {connection_id}.")
-            backend = self._backend_factory(config)
-            self._backends[connection_id] = backend
-        return backend
+        if backend is not None:
+            return backend
+        async with self._backend_locks.setdefault(connection_id, asyncio.Lock()):
+            if connection_id not in self._backends:
+                config = self.settings.connection(connection_id)
+                if config is None:
+                    raise NotFoundError(f"No connection with id {connection_id}.")
+
+                def save(credentials: dict[str, Any], connection_id: str = connection_id) -> None:
+                    self._persist_credentials(connection_id, credentials)
+
+                self._backends[connection_id] = await self._backend_factory(config, save)
+        return self._backends[connection_id]
+
+    def _persist_credentials(self, connection_id: str, credentials: dict[str, Any]) -> None:
+        """Save renewed credentials at once (providers may rotate refresh tokens on every use)."""
+        task = asyncio.get_running_loop().create_task(self.token_store.save(connection_id, credentials))
+        self._saves.add(task)
+        task.add_done_callback(self._saves.discard)
+
+    async def add_cloud_connection(
+        self, provider: Provider, name: str, credentials: dict[str, Any], account: str = ""
+    ) -> ConnectionConfig:
+        """Remember a signed-in cloud account: its config in settings, its credentials in the token store."""
+        config = ConnectionConfig(f"{provider.value}-{uuid.uuid4().hex[:8]}", name, provider, {"account": account})
+        await self.token_store.save(config.id, credentials)
+        self.settings.connections.append(config)
+        await asyncio.to_thread(self.settings_store.save, self.settings)
+        await asyncio.to_thread(self.catalog.set_account, config.id, account)
+        self.connections_changed.emit()
+        return config
 
     async def set_local_folder(self, connection_id: str, folder: Path) -> None:
         config = self.settings.connection(connection_id)
@@ -178,8 +215,8 @@ class KiteService:
 
     async def refresh(self, connection_id: str) -> list[Document]:
         """List everything the connection holds and make the catalog match it."""
-        backend = self.backend(connection_id)
         try:
+            backend = await self.backend(connection_id)
             listing = [item async for item in backend.iter_objects()]
         except KiteError as exc:
             await self._guard(connection_id, exc)
@@ -212,8 +249,8 @@ class KiteService:
         )
 
     async def delete(self, document: Document) -> None:
-        backend = self.backend(document.connection_id)
         try:
+            backend = await self.backend(document.connection_id)
             await backend.delete_object(document.remote_key)
         except KiteError as exc:
             await self._guard(document.connection_id, exc)
@@ -224,7 +261,7 @@ class KiteService:
     # -- transfers ---------------------------------------------------------------------------------
     async def upload(self, connection_id: str, sources: Iterable[str]) -> UploadBatch:
         """Queue everything in ``sources`` (paths or file URLs) for upload to the connection."""
-        self.backend(connection_id)  # fail early for an unknown connection
+        await self.backend(connection_id)  # fail early for an unknown connection
         intake = await asyncio.to_thread(collect, list(sources))
         transfers = [
             Transfer(
@@ -271,8 +308,8 @@ class KiteService:
         return self.profile.open_cache_dir / document.id / base
 
     async def _run_transfer(self, transfer: Transfer, progress: Callable[[int], None]) -> Document | None:
-        backend = self.backend(transfer.connection_id)
         try:
+            backend = await self.backend(transfer.connection_id)
             if transfer.kind is TransferKind.UPLOAD:
                 assert transfer.source is not None
                 content_type = mimetypes.guess_type(transfer.name, strict=False)[0] or "application/octet-stream"

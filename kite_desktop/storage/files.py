@@ -72,6 +72,10 @@ def check_unchanged(path: Path, before: os.stat_result, fd: int, copied: int) ->
         )
 
 
+def is_disk_error(exc: OSError) -> bool:
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO)
+
+
 def disk_error(exc: OSError, where: Path) -> KiteError:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return StorageFullError(f"Not enough disk space in {where}.")

@@ -16,6 +16,7 @@ from typing import Any, ParamSpec
 
 from kite_desktop.app import build_service
 from kite_desktop.core.service import KiteService
+from kite_desktop.core.tokens import MemoryTokenStore
 
 P = ParamSpec("P")
 MiB = 1024 * 1024
@@ -80,7 +81,7 @@ def all_files(root: Path) -> list[str]:
 @contextlib.asynccontextmanager
 async def open_service(profile_dir: Path) -> AsyncIterator[KiteService]:
     """The real service on a real profile, closed (queue stopped, catalog closed) afterwards."""
-    service = await asyncio.to_thread(build_service, profile_dir)
+    service = await asyncio.to_thread(build_service, profile_dir, MemoryTokenStore())
     try:
         yield service
     finally:

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from kite_desktop.app import backend_factory
 from kite_desktop.core.errors import StorageFullError
 from kite_desktop.core.models import ConnectionConfig, Provider
 from kite_desktop.core.profile import Profile
 from kite_desktop.core.service import KiteService
+from kite_desktop.core.tokens import MemoryTokenStore
 from kite_desktop.core.transfers import TransferState
 from kite_desktop.storage.local_backend import LocalFolderBackend
 
@@ -68,7 +70,7 @@ def test_a_full_disk_fails_one_item_and_the_batch_goes_on(small_disk: Path, tmp_
     profile = Profile(tmp_path / "profile")
 
     async def scenario() -> None:
-        service = KiteService.open(profile, lambda config: LocalFolderBackend(Path(config.options["folder"])))
+        service = KiteService.open(profile, backend_factory(MemoryTokenStore()))
         config = ConnectionConfig("disk", "Small disk", Provider.LOCAL, {"folder": str(small_disk)})
         service.settings.connections.append(config)
         service.transfers.max_concurrent = 1

@@ -1,0 +1,365 @@
+"""Google Drive v3 as a document store: the seed's ``GoogleDriveBackend``, grown for a desktop client.
+
+Documents live in a ``Kite`` folder in the user's My Drive under their own names (a dropped folder's
+structure becomes subfolders), with the least scope that allows it (``drive.file``). Every synchronous
+google-api-python-client call runs in ``asyncio.to_thread``; constructing the backend does no network I/O.
+Uploads stream from disk: small files in one multipart request, larger ones as a resumable session in
+chunks that are multiples of 256 KiB, resumed from the server's offset after an error. The file id is
+reserved first (``files.generateIds``), so a retry after an ambiguous failure cannot create a second copy.
+After an upload the server's size and MD5 are compared with the local file's; downloads go to a temp file
+and are checked before the rename. Object keys are Drive file ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from googleapiclient.errors import HttpError
+
+from kite_desktop.core.errors import (
+    CloudConnectionError,
+    ConnectionUnavailableError,
+    IntegrityError,
+    KiteError,
+    NotFoundError,
+    StorageFullError,
+)
+from kite_desktop.core.models import ObjectInfo, ObjectPage, ProgressCallback
+from kite_desktop.core.names import clean_relative_path
+from kite_desktop.storage import files, google_api
+from kite_desktop.storage.base import ConflictPolicy, StorageBackend
+from kite_desktop.storage.google_auth import SCOPES, CredentialsSaver, GoogleTokens
+from kite_desktop.storage.google_drive_listing import DriveFolders, drive_page, info_from_file
+from kite_desktop.storage.google_media import ChunkedFileMedia, HashingWriter
+from kite_desktop.storage.retry import RetryPolicy, parse_retry_after
+
+__all__ = ["SCOPES", "CloudConnectionError", "GoogleDriveBackend"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+FILE_FIELDS = "id,name,mimeType,size,md5Checksum,modifiedTime,parents"
+MULTIPART_LIMIT = 5 * 1024 * 1024
+DEFAULT_CHUNK_SIZE = 8 * 256 * 1024 * 4  # 8 MiB; see docs/performance.md
+RETRYABLE_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "backendError", "internalError"}
+TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (OSError, TimeoutError)
+
+try:  # httplib2 raises its own errors for broken connections
+    import httplib2
+
+    TRANSPORT_ERRORS = (*TRANSPORT_ERRORS, httplib2.HttpLib2Error)
+except ImportError:  # pragma: no cover
+    pass
+
+
+class DuplicateIdError(KiteError):
+    """A create with a reserved id that already exists: an earlier, unanswered attempt did succeed."""
+
+
+class GoogleDriveBackend(StorageBackend):
+    """Documents in the ``Kite`` folder of one Google account's My Drive."""
+
+    SCOPES = SCOPES
+
+    def __init__(
+        self,
+        credentials: dict[str, Any],
+        *,
+        on_credentials_changed: CredentialsSaver | None = None,
+        api_root: str | None = None,
+        retry: RetryPolicy | None = None,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        timeout: float = google_api.DEFAULT_TIMEOUT,
+        folder_name: str = "Kite",
+    ):
+        if chunk_size <= 0 or chunk_size % (256 * 1024):
+            raise ValueError("chunk_size must be a positive multiple of 256 KiB")
+        self._credentials = credentials
+        self._tokens = GoogleTokens(credentials, on_credentials_changed)
+        self._retry = retry or RetryPolicy()
+        self._chunk_size = chunk_size
+        self._http = google_api.BearerHttp(
+            lambda: self._tokens.access_token, timeout, os.environ.get("KITE_CA_BUNDLE") or None
+        )
+        self._root = api_root or google_api.api_root()
+        self._service: Any = None
+        self.folders = DriveFolders(self, folder_name)
+
+    @property
+    def service(self) -> Any:
+        """The Drive client, built on first use from the shipped discovery document (no network I/O)."""
+        if self._service is None:
+            self._service = google_api.build_drive(self._http, self._root)
+        return self._service
+
+    # -- calling Drive ------------------------------------------------------------------------------
+    async def call(self, make: Callable[[Any], Any], *, what: str = "Google Drive") -> Any:
+        """Run ``make(service).execute()`` in a thread with refresh-once on 401, backoff and clear errors."""
+        return await self.retrying(lambda: asyncio.to_thread(lambda: make(self.service).execute()), what=what)
+
+    async def retrying(self, attempt: Callable[[], Awaitable[T]], *, what: str = "Google Drive") -> T:
+        refreshed = False
+        for number in range(self._retry.attempts):
+            if self._tokens.needs_refresh():
+                await self._tokens.refresh()
+            token = self._tokens.access_token
+            try:
+                return await attempt()
+            except HttpError as error:
+                status, reason = google_api.status_of(error), google_api.error_reason(error)
+                if status == 401 and not refreshed:
+                    refreshed = True
+                    await self._tokens.refresh(stale_token=token)
+                    continue
+                retry_after = parse_retry_after(error.resp.get("retry-after"))
+                retryable = status == 429 or status >= 500 or (status == 403 and reason in RETRYABLE_REASONS)
+                if not retryable or number + 1 >= self._retry.attempts:
+                    raise self._translate(error, what) from None
+                if retry_after is not None and retry_after > self._retry.max_retry_after:
+                    raise self._translate(error, what) from None
+                log.info("%s answered %s %s; retrying", what, status, reason)
+                await self._retry.sleep(number, retry_after)
+            except TRANSPORT_ERRORS as error:
+                if number + 1 >= self._retry.attempts:
+                    raise ConnectionUnavailableError(
+                        f"Google Drive cannot be reached ({type(error).__name__}).",
+                        hint="Check the internet connection; Kite tries again when you refresh.",
+                    ) from None
+                log.info("%s: connection problem (%s); retrying", what, type(error).__name__)
+                await self._retry.sleep(number)
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _translate(error: HttpError, what: str) -> KiteError:
+        status, reason = google_api.status_of(error), google_api.error_reason(error)
+        if status == 404:
+            return NotFoundError(f"{what}: not found in Google Drive.")
+        if status == 409:
+            return DuplicateIdError(f"{what}: the file already exists in Google Drive.")
+        if status == 403 and reason in ("storageQuotaExceeded", "quotaExceeded"):
+            return StorageFullError("Your Google Drive is full.", hint="Free some space in Google Drive, then retry.")
+        if status == 403 and reason == "dailyLimitExceeded":
+            return KiteError(
+                "Google Drive's daily upload limit was reached.",
+                title="Limit reached",
+                hint="Kite can continue tomorrow.",
+            )
+        if status == 401:
+            return CloudConnectionError("Google Drive does not accept Kite's sign-in any more.")
+        if status in (429, 403) and reason in RETRYABLE_REASONS | {""}:
+            return ConnectionUnavailableError(
+                "Google Drive is limiting requests right now.", hint="Kite will try again later."
+            )
+        if status >= 500:
+            return ConnectionUnavailableError(f"Google Drive had a server error ({status}).")
+        return KiteError(
+            f"Google Drive refused the request ({status} {reason}).".replace(" )", ")"), title="Google Drive error"
+        )
+
+    # -- the seed's seven -------------------------------------------------------------------------------
+    async def put_object(
+        self, user_id: str, document_id: str, file_bytes: bytes, extension: str, content_type: str
+    ) -> str:
+        parent = await self.folders.root_id()
+        file_id = await self._reserve_id()
+        body = {"id": file_id, "name": f"{document_id}{extension}", "parents": [parent]}
+        media = ChunkedFileMedia.from_bytes(file_bytes, content_type)
+        result = await self._create_multipart(body, media)
+        return str(result["id"])
+
+    async def get_object(self, object_key: str) -> bytes:
+        buffer = io.BytesIO()
+        writer = HashingWriter(buffer)
+        await self._download_into(object_key, writer, None)
+        return buffer.getvalue()
+
+    async def delete_object(self, object_key: str) -> None:
+        try:
+            await self.call(lambda s: s.files().delete(fileId=object_key), what="Delete")
+        except NotFoundError:
+            return
+
+    async def presigned_get_url(self, object_key: str, expires_minutes: int = 60) -> str:
+        raise NotImplementedError(
+            "Google Drive backend does not support presigned URLs — use get_object() for streaming"
+        )
+
+    async def health_check(self) -> bool:
+        try:
+            await self.call(lambda s: s.files().list(pageSize=1, fields="files(id)"))
+        except Exception:
+            return False
+        return True
+
+    async def generate_presigned_put_url(self, object_key: str, expires_minutes: int = 15) -> str:
+        raise NotImplementedError(
+            "Google Drive backend does not support presigned put URLs — use put_object() for direct upload"
+        )
+
+    async def stat_object(self, object_key: str) -> int:
+        metadata = await self.call(lambda s: s.files().get(fileId=object_key, fields="size"), what="Stat")
+        return int(metadata.get("size", 0))
+
+    # -- listing ---------------------------------------------------------------------------------------------
+    async def list_objects(self, page_token: str | None = None, page_size: int = 200) -> ObjectPage:
+        return await drive_page(self, page_token, max(1, min(page_size, 1000)))
+
+    # -- uploads ---------------------------------------------------------------------------------------------
+    async def _reserve_id(self) -> str:
+        answer = await self.call(lambda s: s.files().generateIds(count=1, space="drive", type="files"))
+        return str(answer["ids"][0])
+
+    async def upload_file(
+        self,
+        path: Path,
+        name: str,
+        content_type: str,
+        progress: ProgressCallback | None = None,
+        conflict: ConflictPolicy = "rename",
+    ) -> ObjectInfo:
+        try:
+            clean = clean_relative_path(name).name
+        except ValueError as exc:
+            raise KiteError(f"{name!r} cannot be used as a document name: {exc}.", title="Unusable name") from None
+        folder_parts, _, base = clean.rpartition("/")
+        parent = await self.folders.folder_id(folder_parts.split("/") if folder_parts else [])
+        base, existing = await self.folders.resolve_conflict(parent, base, conflict)
+        media = await asyncio.to_thread(ChunkedFileMedia.open, path, content_type, self._chunk_size)
+        try:
+            if existing is not None:
+                result = await self._send(
+                    lambda s: s.files().update(fileId=existing, media_body=media, fields=FILE_FIELDS), media, progress
+                )
+            else:
+                file_id = await self._reserve_id()
+                body = {"id": file_id, "name": base, "parents": [parent], "mimeType": content_type}
+                if media.size() <= MULTIPART_LIMIT:
+                    result = await self._create_multipart(body, media)
+                else:
+                    result = await self._send(
+                        lambda s: s.files().create(body=body, media_body=media, fields=FILE_FIELDS),
+                        media,
+                        progress,
+                        file_id=file_id,
+                    )
+            await asyncio.to_thread(media.finish)
+        finally:
+            await asyncio.to_thread(media.close)
+        self._check_upload(result, media, path)
+        if progress is not None:
+            progress(media.size())
+        prefix = f"{folder_parts}/" if folder_parts else ""
+        return info_from_file(result, prefix)
+
+    async def _create_multipart(self, body: dict[str, Any], media: ChunkedFileMedia) -> dict[str, Any]:
+        media.resumable_mode(False)
+        try:
+            return dict(
+                await self.call(
+                    lambda s: s.files().create(body=body, media_body=media, fields=FILE_FIELDS),
+                    what=f"Upload of {body['name']}",
+                )
+            )
+        except DuplicateIdError:
+            return await self._created(body["id"])
+
+    async def _created(self, file_id: str) -> dict[str, Any]:
+        """The file an earlier attempt created with this reserved id (its answer was lost)."""
+        log.info("an earlier attempt already created the file; checking it instead of uploading again")
+        return dict(await self.call(lambda s: s.files().get(fileId=file_id, fields=FILE_FIELDS)))
+
+    async def _send(
+        self,
+        make: Callable[[Any], Any],
+        media: ChunkedFileMedia,
+        progress: ProgressCallback | None,
+        file_id: str | None = None,
+    ) -> dict[str, Any]:
+        """A resumable upload, one chunk per thread call, resumed from the server's offset after errors."""
+        media.resumable_mode(True)
+        state: dict[str, Any] = {"request": None}
+
+        def step() -> Any:
+            if state["request"] is None:
+                state["request"] = make(self.service)
+            _, response = state["request"].next_chunk(num_retries=0)
+            return response
+
+        while True:
+            try:
+                response = await self.retrying(lambda: asyncio.to_thread(step), what=f"Upload of {media.name}")
+            except NotFoundError:
+                # The session expired (404): start a new one. If the old one had completed, the create with
+                # the same reserved id answers 409, handled below.
+                log.info("upload session expired; starting a new one")
+                state["request"] = None
+                continue
+            except DuplicateIdError:
+                if file_id is None:
+                    raise
+                return await self._created(file_id)
+            if response is not None:
+                return dict(response)
+            if progress is not None:
+                progress(int(state["request"].resumable_progress))
+
+    def _check_upload(self, result: dict[str, Any], media: ChunkedFileMedia, path: Path) -> None:
+        size = int(result.get("size", -1))
+        md5 = result.get("md5Checksum")
+        if size != media.size() or (md5 and md5 != media.md5()):
+            raise IntegrityError(
+                f"Google Drive stored {path.name} with a different size or checksum than the file has.",
+                hint="Kite will upload it again.",
+            )
+
+    # -- downloads ----------------------------------------------------------------------------------------
+    async def download_file(
+        self, object_key: str, destination: Path, progress: ProgressCallback | None = None
+    ) -> ObjectInfo:
+        metadata = await self.call(lambda s: s.files().get(fileId=object_key, fields=FILE_FIELDS), what="Download")
+        info = info_from_file(metadata, "")
+        if not info.downloadable:
+            raise KiteError(f"{info.name} is a Google Docs file; open it in Google Drive.", title="Online only")
+        destination = Path(destination)
+        tmp = await asyncio.to_thread(HashingWriter.create_beside, destination)
+        try:
+            await self._download_into(object_key, tmp, progress)
+            if tmp.size != info.size or (info.hash and tmp.md5() != info.hash):
+                raise IntegrityError(f"The download of {info.name} does not match what Google Drive holds.")
+            await asyncio.to_thread(tmp.commit, destination)
+        except BaseException:
+            await asyncio.to_thread(tmp.discard)
+            raise
+        return info
+
+    async def _download_into(self, object_key: str, writer: HashingWriter, progress: ProgressCallback | None) -> None:
+        from googleapiclient.http import MediaIoBaseDownload
+
+        state: dict[str, Any] = {"downloader": None}
+
+        def step() -> bool:
+            if state["downloader"] is None:
+                request = self.service.files().get_media(fileId=object_key)
+                state["downloader"] = MediaIoBaseDownload(writer, request, chunksize=self._chunk_size)
+            try:
+                _, done = state["downloader"].next_chunk(num_retries=0)
+            except OSError as exc:
+                if files.is_disk_error(exc):
+                    raise files.disk_error(exc, writer.folder) from None
+                raise
+            return bool(done)
+
+        while not await self.retrying(lambda: asyncio.to_thread(step), what="Download"):
+            if progress is not None:
+                progress(writer.size)
+        if progress is not None:
+            progress(writer.size)
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self._http.close)
