@@ -56,6 +56,8 @@ class BearerHttp:
         self._timeout = timeout
         self._ca_certs = ca_certs
         self._local = threading.local()
+        self._all: list[httplib2.Http] = []
+        self._all_lock = threading.Lock()
 
     def _connection(self) -> httplib2.Http:
         http = getattr(self._local, "http", None)
@@ -65,6 +67,8 @@ class BearerHttp:
             if self._ca_certs:
                 http.ca_certs = self._ca_certs
             self._local.http = http
+            with self._all_lock:
+                self._all.append(http)
         return http
 
     def request(
@@ -83,8 +87,10 @@ class BearerHttp:
         )
 
     def close(self) -> None:
-        http = getattr(self._local, "http", None)
-        if http is not None:
+        """Close every thread's connections."""
+        with self._all_lock:
+            connections, self._all = self._all, []
+        for http in connections:
             http.close()
 
 

@@ -61,6 +61,7 @@ class GoogleTokens:
         self.credentials = credentials_from_dict(credentials)
         self._save = save
         self._lock = asyncio.Lock()
+        self._session: Any = None
 
     @property
     def access_token(self) -> str:
@@ -76,7 +77,11 @@ class GoogleTokens:
                 return
             if not self.credentials.refresh_token:
                 raise CloudConnectionError("Google Drive did not give Kite a way to stay signed in.")
-            request = google.auth.transport.requests.Request()
+            if self._session is None:
+                import requests
+
+                self._session = requests.Session()
+            request = google.auth.transport.requests.Request(self._session)
             try:
                 await asyncio.to_thread(self.credentials.refresh, request)
             except google.auth.exceptions.RefreshError as exc:
@@ -93,3 +98,8 @@ class GoogleTokens:
                 raise ConnectionUnavailableError("Google's sign-in service cannot be reached.") from None
             if self._save is not None:
                 self._save(credentials_to_dict(self.credentials))
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None

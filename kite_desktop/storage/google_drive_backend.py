@@ -363,3 +363,4 @@ class GoogleDriveBackend(StorageBackend):
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self._http.close)
+        self._tokens.close()
