@@ -192,6 +192,15 @@ class KiteService:
         self.connections_changed.emit()
         return config
 
+    async def update_credentials(self, connection_id: str, credentials: dict[str, Any]) -> None:
+        """New sign-in for an existing connection (after a reconnect): held transfers go on."""
+        await self.token_store.save(connection_id, credentials)
+        backend = self._backends.pop(connection_id, None)
+        if backend is not None:
+            await backend.aclose()
+        await self._set_status(connection_id, ConnectionStatus.CONNECTED)
+        self.transfers.release(connection_id)
+
     async def select_connection(self, connection_id: str) -> None:
         self.settings.selected_connection = connection_id
         await asyncio.to_thread(self.settings_store.save, self.settings)
@@ -225,6 +234,7 @@ class KiteService:
             raise
         documents = await asyncio.to_thread(self.catalog.reconcile, connection_id, listing)
         await self._set_status(connection_id, ConnectionStatus.CONNECTED, refreshed=True)
+        self.transfers.release(connection_id)
         self.documents_changed.emit(connection_id)
         return documents
 

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kite_desktop.core.errors import KiteError, NameConflictError
+from kite_desktop.core.errors import CloudConnectionError, KiteError, NameConflictError
 from kite_desktop.core.events import Event
 from kite_desktop.core.models import Document
 
@@ -130,6 +130,8 @@ class TransferQueue:
         self._runner = runner
         self.max_concurrent = max_concurrent
         self.paused = False
+        self.held: dict[str, str] = {}
+        """Connections whose transfers wait (for a reconnect, for space), with the reason shown on each item."""
         self._items: list[Transfer] = []
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._interrupt: dict[int, TransferState] = {}
@@ -174,6 +176,9 @@ class TransferQueue:
             self._batch += 1  # nothing was active: totals start over with this batch
         for transfer in transfers:
             transfer.batch = self._batch
+            if transfer.state is TransferState.QUEUED and transfer.connection_id in self.held:
+                transfer.state = TransferState.PAUSED
+                transfer.message = self.held[transfer.connection_id]
         self._items.extend(transfers)
         self.added.emit(list(transfers))
         self._schedule()
@@ -188,8 +193,31 @@ class TransferQueue:
     def resume(self) -> None:
         self.paused = False
         for transfer in self._items:
-            if transfer.state is TransferState.PAUSED:
+            if transfer.state is TransferState.PAUSED and transfer.connection_id not in self.held:
                 self._set(transfer, TransferState.QUEUED)
+        self._schedule()
+        self._announce_totals()
+
+    def hold(self, connection_id: str, reason: str) -> None:
+        """Stop one connection's transfers until :meth:`release`; nothing is dropped, each item says why."""
+        self.held[connection_id] = reason
+        for transfer in self._items:
+            if transfer.connection_id != connection_id:
+                continue
+            if transfer.id in self._tasks:
+                self._stop(transfer.id, TransferState.PAUSED)
+            elif transfer.state is TransferState.QUEUED:
+                self._set(transfer, TransferState.PAUSED, reason)
+        self._announce_totals()
+
+    def release(self, connection_id: str) -> None:
+        """Let a held connection's transfers go on."""
+        if self.held.pop(connection_id, None) is None:
+            return
+        if not self.paused:
+            for transfer in self._items:
+                if transfer.connection_id == connection_id and transfer.state is TransferState.PAUSED:
+                    self._set(transfer, TransferState.QUEUED, "")
         self._schedule()
         self._announce_totals()
 
@@ -257,7 +285,8 @@ class TransferQueue:
     # -- inside ------------------------------------------------------------------------------------
     def _pending(self) -> bool:
         return any(
-            t.state is TransferState.RUNNING or (t.state is TransferState.QUEUED and not self.paused)
+            t.state is TransferState.RUNNING
+            or (t.state is TransferState.QUEUED and not self.paused and t.connection_id not in self.held)
             for t in self._items
         )
 
@@ -290,7 +319,11 @@ class TransferQueue:
         for transfer in self._items:
             if len(self._tasks) >= self.max_concurrent:
                 return
-            if transfer.state is TransferState.QUEUED and transfer.id not in self._tasks:
+            if (
+                transfer.state is TransferState.QUEUED
+                and transfer.id not in self._tasks
+                and transfer.connection_id not in self.held
+            ):
                 task = asyncio.get_running_loop().create_task(self._run(transfer), name=f"transfer-{transfer.id}")
                 self._tasks[transfer.id] = task
                 task.add_done_callback(functools.partial(self._on_task_done, transfer))
@@ -310,9 +343,16 @@ class TransferQueue:
         except asyncio.CancelledError:
             reason = self._interrupt.pop(transfer.id, TransferState.CANCELLED)
             transfer.done = 0
-            self._set(transfer, reason, "Cancelled." if reason is TransferState.CANCELLED else "")
+            message = "Cancelled." if reason is TransferState.CANCELLED else self.held.get(transfer.connection_id, "")
+            self._set(transfer, reason, message)
         except NameConflictError as exc:
             self._set(transfer, TransferState.SKIPPED, exc.describe())
+        except CloudConnectionError as exc:
+            # The account must be reconnected: this item and the rest of its connection wait, none fails.
+            self._interrupt.pop(transfer.id, None)
+            transfer.done = 0
+            self._set(transfer, TransferState.PAUSED, f"Waiting: {exc.message}")
+            self.hold(transfer.connection_id, f"Waiting: {exc.message}")
         except KiteError as exc:
             self._set(transfer, TransferState.FAILED, exc.describe())
         except Exception as exc:
@@ -329,7 +369,7 @@ class TransferQueue:
         if transfer.state in (TransferState.QUEUED, TransferState.RUNNING):
             transfer.done = 0
             self._set(transfer, reason, "Cancelled." if reason is TransferState.CANCELLED else "")
-        if transfer.state is TransferState.PAUSED and not self.paused:
+        if transfer.state is TransferState.PAUSED and not self.paused and transfer.connection_id not in self.held:
             self._set(transfer, TransferState.QUEUED, "")  # resumed before this worker had stopped: run it again
         self._schedule()
         self._announce_totals()

@@ -1,0 +1,97 @@
+"""A Google Drive connection in the app: used like Local, and when access is revoked, nothing is lost."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from kite_desktop.app import build_service
+from kite_desktop.core.catalog import Catalog
+from kite_desktop.core.models import ConnectionStatus, Provider
+from kite_desktop.core.tokens import MemoryTokenStore
+from kite_desktop.core.transfers import TransferState
+from tests.emulators.google import GoogleEmulator
+
+
+@pytest.fixture
+def drive(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    with GoogleEmulator() as emulator:
+        monkeypatch.setenv("KITE_GOOGLE_API_ROOT", emulator.root_url)
+        yield emulator
+
+
+def sources(tmp_path: Path, count: int) -> list[str]:
+    folder = tmp_path / "drop"
+    folder.mkdir(exist_ok=True)
+    paths = []
+    for index in range(count):
+        path = folder / f"page {index}.pdf"
+        path.write_bytes(f"%PDF page {index}".encode() * 100)
+        paths.append(str(path))
+    return paths
+
+
+def test_a_google_drive_connection_uploads_lists_and_deletes_like_local(drive: GoogleEmulator, tmp_path: Path):
+    async def scenario() -> None:
+        service = build_service(tmp_path / "profile", MemoryTokenStore())
+        config = await service.add_cloud_connection(Provider.GOOGLE_DRIVE, "Alice's Drive", drive.issue_tokens(),
+                                                    "alice@example.com")
+        batch = await service.upload(config.id, sources(tmp_path, 3))
+        await service.transfers.wait_idle()
+        assert [t.state for t in batch.transfers] == [TransferState.DONE] * 3
+        documents = await service.refresh(config.id)
+        assert sorted(d.name for d in documents) == ["page 0.pdf", "page 1.pdf", "page 2.pdf"]
+        connection = service.connection(config.id)
+        assert (connection.status, connection.account) == (ConnectionStatus.CONNECTED, "alice@example.com")
+        await service.delete(documents[0])
+        assert len(await service.refresh(config.id)) == 2
+        await service.close()
+
+    asyncio.run(scenario())
+    assert len(drive.files_named("page 0.pdf")) == 0
+
+
+def test_a_revoked_grant_pauses_the_queue_and_a_reconnect_finishes_it_once(drive: GoogleEmulator, tmp_path: Path):
+    profile = tmp_path / "profile"
+
+    async def scenario() -> None:
+        service = build_service(profile, MemoryTokenStore())
+        config = await service.add_cloud_connection(Provider.GOOGLE_DRIVE, "Alice's Drive", drive.issue_tokens())
+        drive.revoke_all()
+        drive.expire_access_tokens()
+        batch = await service.upload(config.id, sources(tmp_path, 3))
+        await service.transfers.wait_idle()
+        assert [t.state for t in batch.transfers] == [TransferState.PAUSED] * 3, "queued work waits, none fails"
+        assert all("no longer accepts" in t.message for t in batch.transfers)
+        assert service.connection(config.id).status is ConnectionStatus.REQUIRES_REAUTH
+
+        await service.update_credentials(config.id, drive.issue_tokens())
+        await service.transfers.wait_idle()
+        assert [t.state for t in batch.transfers] == [TransferState.DONE] * 3
+        await service.close()
+
+    asyncio.run(scenario())
+    for index in range(3):
+        assert len(drive.files_named(f"page {index}.pdf")) == 1
+
+
+def test_needs_reconnect_is_remembered_across_restarts(drive: GoogleEmulator, tmp_path: Path):
+    profile = tmp_path / "profile"
+
+    async def scenario() -> str:
+        service = build_service(profile, MemoryTokenStore())
+        config = await service.add_cloud_connection(Provider.GOOGLE_DRIVE, "Alice's Drive", drive.issue_tokens())
+        drive.revoke_all()
+        drive.expire_access_tokens()
+        with pytest.raises(Exception, match="no longer accepts"):
+            await service.refresh(config.id)
+        await service.close()
+        return config.id
+
+    connection_id = asyncio.run(scenario())
+    catalog = Catalog(profile / "catalog.sqlite3")
+    assert catalog.connection_state(connection_id)[0] is ConnectionStatus.REQUIRES_REAUTH
+    catalog.close()
