@@ -37,8 +37,9 @@ def sources(tmp_path: Path, count: int) -> list[str]:
 def test_a_google_drive_connection_uploads_lists_and_deletes_like_local(drive: GoogleEmulator, tmp_path: Path):
     async def scenario() -> None:
         service = build_service(tmp_path / "profile", MemoryTokenStore())
-        config = await service.add_cloud_connection(Provider.GOOGLE_DRIVE, "Alice's Drive", drive.issue_tokens(),
-                                                    "alice@example.com")
+        config = await service.add_cloud_connection(
+            Provider.GOOGLE_DRIVE, "Alice's Drive", drive.issue_tokens(), "alice@example.com"
+        )
         batch = await service.upload(config.id, sources(tmp_path, 3))
         await service.transfers.wait_idle()
         assert [t.state for t in batch.transfers] == [TransferState.DONE] * 3

@@ -64,11 +64,26 @@ async def upload(backend: GoogleDriveBackend, path: Path, name: str | None = Non
 # -- the seed's must-haves -------------------------------------------------------------------------------
 def test_seed_shape_holds(drive: GoogleEmulator):
     assert google_drive_backend.CloudConnectionError is CloudConnectionError
-    for method in ("put_object", "get_object", "delete_object", "presigned_get_url", "health_check",
-                   "generate_presigned_put_url", "stat_object"):
+    for method in (
+        "put_object",
+        "get_object",
+        "delete_object",
+        "presigned_get_url",
+        "health_check",
+        "generate_presigned_put_url",
+        "stat_object",
+    ):
         assert inspect.iscoroutinefunction(getattr(GoogleDriveBackend, method)), method
-    backend = GoogleDriveBackend({"access_token": "x", "refresh_token": "y", "token_uri": drive.token_uri,
-                                  "client_id": "c", "client_secret": "s"}, api_root=drive.root_url)
+    backend = GoogleDriveBackend(
+        {
+            "access_token": "x",
+            "refresh_token": "y",
+            "token_uri": drive.token_uri,
+            "client_id": "c",
+            "client_secret": "s",
+        },
+        api_root=drive.root_url,
+    )
 
     async def presigned() -> None:
         with pytest.raises(NotImplementedError):
@@ -180,13 +195,20 @@ def test_a_large_upload_is_resumable_and_checked(drive: GoogleEmulator, tmp_path
 
 def test_server_errors_on_chunks_are_retried_from_the_servers_offset(drive: GoogleEmulator, tmp_path: Path):
     source = big_file(tmp_path, 6 * 1024 * 1024)
-    drive.faults.add("PUT", r"upload_id=", status=503, json={"error": {"code": 503, "message": "Backend Error",
-                     "errors": [{"reason": "backendError"}]}}, after=3, times=3)
+    drive.faults.add(
+        "PUT",
+        r"upload_id=",
+        status=503,
+        json={"error": {"code": 503, "message": "Backend Error", "errors": [{"reason": "backendError"}]}},
+        after=3,
+        times=3,
+    )
     run(upload(drive_backend(drive), source))
     (stored,) = drive.files_named(source.name)
     assert drive.file_bytes(stored.id) == source.read_bytes()
-    status_queries = [r for r in drive.requests if r.method == "PUT" and r.headers.get("content-range", "")
-                      .startswith("bytes */")]
+    status_queries = [
+        r for r in drive.requests if r.method == "PUT" and r.headers.get("content-range", "").startswith("bytes */")
+    ]
     assert status_queries, "after an error the upload asks the server how much it has"
 
 
@@ -221,8 +243,13 @@ def test_a_lost_answer_to_the_last_chunk_does_not_make_a_second_copy(drive: Goog
 
 def test_an_expired_session_starts_again_and_finishes_once(drive: GoogleEmulator, tmp_path: Path):
     source = big_file(tmp_path, 6 * 1024 * 1024)
-    drive.faults.add("PUT", r"upload_id=", status=404, json={"error": {"code": 404, "message": "Not Found",
-                     "errors": [{"reason": "notFound"}]}}, after=5)
+    drive.faults.add(
+        "PUT",
+        r"upload_id=",
+        status=404,
+        json={"error": {"code": 404, "message": "Not Found", "errors": [{"reason": "notFound"}]}},
+        after=5,
+    )
     run(upload(drive_backend(drive), source))
     (stored,) = drive.files_named(source.name)
     assert drive.file_bytes(stored.id) == source.read_bytes()
@@ -231,10 +258,19 @@ def test_an_expired_session_starts_again_and_finishes_once(drive: GoogleEmulator
 
 
 def test_rate_limits_are_retried_and_honour_retry_after(drive: GoogleEmulator, tmp_path: Path):
-    drive.faults.add("POST", r"uploadType=multipart", status=429, headers={"Retry-After": "0"},
-                     json={"error": {"code": 429, "errors": [{"reason": "rateLimitExceeded"}]}})
-    drive.faults.add("POST", r"uploadType=multipart", status=403,
-                     json={"error": {"code": 403, "errors": [{"reason": "userRateLimitExceeded"}]}})
+    drive.faults.add(
+        "POST",
+        r"uploadType=multipart",
+        status=429,
+        headers={"Retry-After": "0"},
+        json={"error": {"code": 429, "errors": [{"reason": "rateLimitExceeded"}]}},
+    )
+    drive.faults.add(
+        "POST",
+        r"uploadType=multipart",
+        status=403,
+        json={"error": {"code": 403, "errors": [{"reason": "userRateLimitExceeded"}]}},
+    )
     info = run(upload(drive_backend(drive), big_file(tmp_path, 500)))
     assert info.size == 500
     creates = [r for r in drive.requests if r.method == "POST" and "uploadType=multipart" in r.path]

@@ -21,8 +21,12 @@ def drive(monkeypatch: pytest.MonkeyPatch):
 
 def test_documents_dropped_on_a_google_connection_reach_drive(running: RunningApp, loop, drive, tmp_path: Path):
     window = running.window
-    config = run(loop, running.service.add_cloud_connection(
-        Provider.GOOGLE_DRIVE, "Alice's Drive", drive.issue_tokens(), "alice@example.com"))
+    config = run(
+        loop,
+        running.service.add_cloud_connection(
+            Provider.GOOGLE_DRIVE, "Alice's Drive", drive.issue_tokens(), "alice@example.com"
+        ),
+    )
     run(loop, wait_for(lambda: window.connection_model.rowCount() == 2, what="the new connection listed"))
     row = window.connection_model.row_of(config.id)
     window.connection_view.setCurrentIndex(window.connection_model.index(row))
@@ -40,14 +44,17 @@ def test_documents_dropped_on_a_google_connection_reach_drive(running: RunningAp
 
 def test_a_revoked_google_connection_shows_needs_reconnect(running: RunningApp, loop, drive):
     window = running.window
-    config = run(loop, running.service.add_cloud_connection(Provider.GOOGLE_DRIVE, "Alice's Drive",
-                                                            drive.issue_tokens()))
+    config = run(
+        loop, running.service.add_cloud_connection(Provider.GOOGLE_DRIVE, "Alice's Drive", drive.issue_tokens())
+    )
     drive.revoke_all()
     drive.expire_access_tokens()
     run(loop, wait_for(lambda: window.connection_model.rowCount() == 2))
     window.connection_view.setCurrentIndex(window.connection_model.index(window.connection_model.row_of(config.id)))
-    run(loop, wait_for(lambda: window.current_connection.status is ConnectionStatus.REQUIRES_REAUTH,
-                       what="needs reconnect"))
+    run(
+        loop,
+        wait_for(lambda: window.current_connection.status is ConnectionStatus.REQUIRES_REAUTH, what="needs reconnect"),
+    )
     index = window.connection_model.index(window.connection_model.row_of(config.id))
     assert "Needs reconnect" in index.data(Qt.ItemDataRole.ToolTipRole)
     assert window.banner.isVisible() and "Needs reconnect" in window.banner.text.text()
