@@ -34,6 +34,10 @@ def backend_factory(tokens: TokenStore) -> BackendFactory:
             from kite_desktop.storage.google_drive_backend import GoogleDriveBackend
 
             return GoogleDriveBackend(credentials, on_credentials_changed=save)
+        if config.provider is Provider.ONEDRIVE:
+            from kite_desktop.storage.onedrive_backend import OneDriveBackend
+
+            return OneDriveBackend(credentials, on_credentials_changed=save)
         raise KiteError(
             f"{config.provider.label} connections are not available in this version of Kite.",
             title="Not available yet",

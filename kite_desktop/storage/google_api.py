@@ -58,6 +58,9 @@ class BearerHttp:
         self._local = threading.local()
         self._all: list[httplib2.Http] = []
         self._all_lock = threading.Lock()
+        self._closed = False
+        self._in_flight = 0
+        self._idle = threading.Condition(self._all_lock)
 
     def _connection(self) -> httplib2.Http:
         http = getattr(self._local, "http", None)
@@ -82,13 +85,39 @@ class BearerHttp:
     ) -> Any:
         headers = dict(headers or {})
         headers["authorization"] = f"Bearer {self._token()}"
-        return self._connection().request(
-            uri, method, body=body, headers=headers, redirections=redirections, connection_type=connection_type
-        )
-
-    def close(self) -> None:
-        """Close every thread's connections."""
+        http = self._connection()
+        failed = True
         with self._all_lock:
+            self._in_flight += 1
+        try:
+            response = http.request(
+                uri, method, body=body, headers=headers, redirections=redirections, connection_type=connection_type
+            )
+            failed = False
+            return response
+        finally:
+            # After a broken response httplib2 keeps the dead connection and the next request with a body fails
+            # at once: start over on fresh connections. A worker still running after close() (its coroutine
+            # was cancelled) closes what it opened itself.
+            if failed or self._closed:
+                self._drop(http)
+            with self._all_lock:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+    def _drop(self, http: httplib2.Http) -> None:
+        if getattr(self._local, "http", None) is http:
+            self._local.http = None
+        with self._all_lock:
+            if http in self._all:
+                self._all.remove(http)
+        http.close()
+
+    def close(self, wait: float = 10.0) -> None:
+        """Close every thread's connections, after letting requests still running (for cancelled callers) end."""
+        self._closed = True
+        with self._all_lock:
+            self._idle.wait_for(lambda: self._in_flight == 0, timeout=wait)
             connections, self._all = self._all, []
         for http in connections:
             http.close()
