@@ -262,3 +262,25 @@ def test_a_corrupted_download_is_refused_and_the_target_untouched(ms: MicrosoftE
     run(scenario())
     assert target.read_bytes() == b"previous copy"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]
+
+
+def test_a_fragment_the_session_already_has_is_skipped_after_416(ms: MicrosoftEmulators, tmp_path: Path):
+    source = data_file(tmp_path, 4 * FRAGMENT)
+    ms.graph.faults.add(
+        "PUT",
+        r"^/up/",
+        status=416,
+        json={
+            "error": {
+                "code": "invalidRange",
+                "message": "Uploaded fragment overlaps with existing data.",
+                "innererror": {"code": "fragmentOverlap"},
+            }
+        },
+        after=1,
+    )
+    run(upload(onedrive_backend(ms), source))
+    (item,) = ms.graph.items_named(source.name)
+    assert ms.graph.item_bytes(item.id) == source.read_bytes()
+    status_reads = [r for r in ms.graph.requests if r.method == "GET" and r.path.startswith("/up/")]
+    assert status_reads, "after 416 the backend asked the session which ranges it still expects"
