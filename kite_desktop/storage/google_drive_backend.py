@@ -206,6 +206,12 @@ class GoogleDriveBackend(StorageBackend):
         metadata = await self.call(lambda s: s.files().get(fileId=object_key, fields="size"), what="Stat")
         return int(metadata.get("size", 0))
 
+    async def account(self) -> tuple[str, str]:
+        """The signed-in account's e-mail address and display name (Drive's ``about.get``)."""
+        about = await self.call(lambda s: s.about().get(fields="user(emailAddress,displayName)"), what="Account")
+        user = about.get("user") or {}
+        return str(user.get("emailAddress") or ""), str(user.get("displayName") or "")
+
     # -- listing ---------------------------------------------------------------------------------------------
     async def list_objects(self, page_token: str | None = None, page_size: int = 200) -> ObjectPage:
         return await drive_page(self, page_token, max(1, min(page_size, 1000)))
