@@ -11,20 +11,12 @@ import asyncio
 import secrets
 import webbrowser
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import Any
 
 from kite_desktop.auth.loopback import AuthorizationResponse, LoopbackListener, SignInCancelled
 from kite_desktop.core.errors import KiteError
-from kite_desktop.core.models import Provider
+from kite_desktop.core.models import Provider, SignIn
 
-
-@dataclass(frozen=True)
-class SignIn:
-    provider: Provider
-    credentials: dict[str, Any]
-    account: str
-    display_name: str = ""
+__all__ = ["MissingClientId", "SignIn", "SignInFlow", "open_browser"]
 
 
 class MissingClientId(KiteError):

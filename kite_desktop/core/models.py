@@ -130,5 +130,15 @@ class Document:
         return self.content_type.split("/", 1)[0].capitalize() if self.content_type else "File"
 
 
+@dataclass(frozen=True)
+class SignIn:
+    """What signing in to a cloud account produced: credentials for the token store, and whose they are."""
+
+    provider: Provider
+    credentials: dict[str, Any] = field(repr=False)
+    account: str
+    display_name: str = ""
+
+
 ProgressCallback = Callable[[int], None]
 """Called with the number of bytes transferred so far, always on the event loop's thread."""

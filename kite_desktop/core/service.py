@@ -30,6 +30,7 @@ from kite_desktop.core.models import (
     ConnectionStatus,
     Document,
     Provider,
+    SignIn,
 )
 from kite_desktop.core.profile import Profile, default_local_folder
 from kite_desktop.core.settings import Settings, SettingsStore
@@ -191,6 +192,47 @@ class KiteService:
         await asyncio.to_thread(self.settings_store.save, self.settings)
         self.connections_changed.emit()
         return config
+
+    async def connect_account(self, signed_in: SignIn) -> ConnectionConfig:
+        """A new connection for a signed-in account; the same account again updates its connection."""
+        for config in self.settings.connections:
+            same = config.options.get("account", "").casefold() == signed_in.account.casefold()
+            if config.provider is signed_in.provider and signed_in.account and same:
+                await self.update_credentials(config.id, signed_in.credentials)
+                return config
+        name = signed_in.account or signed_in.provider.label
+        return await self.add_cloud_connection(signed_in.provider, name, signed_in.credentials, signed_in.account)
+
+    async def reconnect(self, connection_id: str, signed_in: SignIn) -> ConnectionConfig:
+        """New sign-in for a connection that needs it; another account than the connection's is refused."""
+        config = self.settings.connection(connection_id)
+        if config is None:
+            raise NotFoundError(f"No connection with id {connection_id}.")
+        expected = str(config.options.get("account", ""))
+        if expected and signed_in.account.casefold() != expected.casefold():
+            raise KiteError(
+                f"You signed in as {signed_in.account}, but this connection belongs to {expected}.",
+                title="Different account",
+                hint=f"Sign in as {expected}, or add {signed_in.account} as a new connection.",
+            )
+        await self.update_credentials(connection_id, signed_in.credentials)
+        return config
+
+    async def remove_connection(self, connection_id: str) -> None:
+        """Forget a connection: its sign-in and its catalog rows. The documents in the storage stay."""
+        for transfer in self.transfers.items:
+            if transfer.connection_id == connection_id:
+                self.transfers.cancel(transfer.id)
+        backend = self._backends.pop(connection_id, None)
+        if backend is not None:
+            await backend.aclose()
+        await self.token_store.delete(connection_id)
+        self.settings.connections = [c for c in self.settings.connections if c.id != connection_id]
+        if self.settings.selected_connection == connection_id:
+            self.settings.selected_connection = self.settings.connections[0].id if self.settings.connections else None
+        await asyncio.to_thread(self.settings_store.save, self.settings)
+        await asyncio.to_thread(self.catalog.forget_connection, connection_id)
+        self.connections_changed.emit()
 
     async def update_credentials(self, connection_id: str, credentials: dict[str, Any]) -> None:
         """New sign-in for an existing connection (after a reconnect): held transfers go on."""

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from pathlib import Path
 
+import shiboken6
 from PySide6.QtCore import QModelIndex, QPoint, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDragMoveEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
@@ -16,6 +17,7 @@ from PySide6.QtWidgets import (
     QListView,
     QMainWindow,
     QMenu,
+    QPushButton,
     QSizePolicy,
     QSplitter,
     QStackedWidget,
@@ -32,6 +34,7 @@ from kite_desktop.core.models import Connection, ConnectionStatus, Document, Pro
 from kite_desktop.core.service import KiteService
 from kite_desktop.core.transfers import Totals, Transfer, TransferKind, TransferState
 from kite_desktop.ui import icons
+from kite_desktop.ui.account_actions import AccountActions
 from kite_desktop.ui.bridge import ServiceBridge
 from kite_desktop.ui.connection_model import ConnectionDelegate, ConnectionListModel
 from kite_desktop.ui.dialogs import Dialogs
@@ -60,12 +63,15 @@ class MainWindow(QMainWindow):
         self.current_connection_id: str | None = None
         self._show_task: asyncio.Task[None] | None = None
         self._was_busy = False
+        self._pending_selection: str | None = None
         self.setWindowTitle(APP_NAME)
         self.setWindowIcon(icons.icon("kite-desktop"))
         self.setAcceptDrops(True)
         self.resize(1100, 720)
 
         self._build_views()
+        self.accounts = AccountActions(self)
+        self.add_connection_button.clicked.connect(self.accounts.add_action.trigger)
         self._build_actions()
         self._build_menus_and_toolbar()
         self._reload_timer = QTimer(self)
@@ -95,6 +101,8 @@ class MainWindow(QMainWindow):
         left_layout.setContentsMargins(8, 8, 0, 8)
         left_layout.addWidget(connections_label)
         left_layout.addWidget(self.connection_view)
+        self.add_connection_button = QPushButton("Add connection…", left)
+        left_layout.addWidget(self.add_connection_button)
         left.setMinimumWidth(190)
 
         self.document_model = DocumentTableModel(self)
@@ -241,13 +249,19 @@ class MainWindow(QMainWindow):
         file_menu = menu.addMenu("&File")
         file_menu.addActions([self.add_files_action, self.add_folder_action])
         file_menu.addSeparator()
+        file_menu.addAction(self.accounts.add_action)
+        file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
         documents_menu = menu.addMenu("&Documents")
         documents_menu.addActions([self.open_action, self.save_as_action, self.delete_action])
         documents_menu.addSeparator()
         documents_menu.addActions([self.refresh_action, self.filter_action])
         connection_menu = menu.addMenu("&Connection")
+        connection_menu.addAction(self.accounts.add_action)
+        connection_menu.addAction(self.accounts.reconnect_action)
         connection_menu.addAction(self.change_folder_action)
+        connection_menu.addSeparator()
+        connection_menu.addAction(self.accounts.remove_action)
         transfers_menu = menu.addMenu("&Transfers")
         transfers_menu.addActions([self.pause_action, self.show_transfers_action])
         help_menu = menu.addMenu("&Help")
@@ -288,6 +302,13 @@ class MainWindow(QMainWindow):
             await asyncio.wait([self._show_task])
 
     async def shutdown(self) -> None:
+        if self.tasks.closed:
+            return
+        if shiboken6.isValid(self._reload_timer):  # the widgets may already be gone when the app quits
+            self._reload_timer.stop()
+        dialog = self.accounts.dialog if shiboken6.isValid(self.accounts) else None
+        if dialog is not None and shiboken6.isValid(dialog):
+            dialog.reject()
         await self.tasks.cancel_all()
 
     def quit(self) -> None:
@@ -373,9 +394,34 @@ class MainWindow(QMainWindow):
         self.connection_model.set_connections(connections)
         if self.current_connection_id is not None:
             row = self.connection_model.row_of(self.current_connection_id)
+            if row < 0 and connections:  # the current one was removed
+                self.current_connection_id = None
+                row = 0
             if row >= 0 and self.connection_view.currentIndex().row() != row:
                 self.connection_view.setCurrentIndex(self.connection_model.index(row))
+        if self._pending_selection is not None:
+            self.select_connection(self._pending_selection)
         self._show_heading()
+        self.accounts.update(connections)
+
+    def select_connection(self, connection_id: str) -> None:
+        """Select a connection now, or as soon as it is listed (a new one appears after the next reload)."""
+        row = self.connection_model.row_of(connection_id)
+        if row >= 0:
+            self._pending_selection = None
+            self.connection_view.setCurrentIndex(self.connection_model.index(row))
+        else:
+            self._pending_selection = connection_id
+
+    def prompt_reconnect(self, connection: Connection, who: str) -> None:
+        """The non-modal reconnect prompt on the selected connection."""
+        self._banner_action = "Reconnect"
+        self.banner.show_message(
+            f"<b>{_escape(connection.name)} needs you to sign in again.</b> "
+            f"{_escape(connection.provider.label)} no longer accepts Kite's access to {_escape(who)}. "
+            "Transfers for it wait until then.",
+            action=f"Reconnect {who}",
+        )
 
     def _show_heading(self) -> None:
         connection = self.current_connection
@@ -396,7 +442,11 @@ class MainWindow(QMainWindow):
     def _on_connection_view_context_menu(self, position: QPoint) -> None:
         menu = QMenu(self)
         menu.addAction(self.refresh_action)
+        menu.addAction(self.accounts.reconnect_action)
         menu.addAction(self.change_folder_action)
+        menu.addSeparator()
+        menu.addAction(self.accounts.add_action)
+        menu.addAction(self.accounts.remove_action)
         menu.exec(self.connection_view.viewport().mapToGlobal(position))
 
     def change_folder(self) -> None:
@@ -604,6 +654,7 @@ class MainWindow(QMainWindow):
         tray.show_requested.connect(lambda: self.handle_instance_message([]))
         tray.pause_toggled.connect(self.toggle_pause)
         tray.quit_requested.connect(self.quit)
+        tray.add_connection_requested.connect(self.accounts.add_action.trigger)
         update()
 
     # -- messages -------------------------------------------------------------------------------------
@@ -611,7 +662,10 @@ class MainWindow(QMainWindow):
         log.info("shown to the user: %s: %s", error.title, error.message)
         action = "Change folder…" if error.title == "Folder not found" else None
         if isinstance(error, CloudConnectionError):
-            action = None
+            connection = self.current_connection
+            if connection is not None and connection.provider is not Provider.LOCAL:
+                self.prompt_reconnect(connection, connection.account or connection.name)
+                return
         self._banner_action = action
         self.banner.show_message(f"<b>{_escape(error.title)}</b>: {_escape(error.describe())}", action=action)
         self.statusBar().showMessage(error.title, 8000)
@@ -620,6 +674,8 @@ class MainWindow(QMainWindow):
         if self._banner_action == "Change folder…":
             self.banner.hide()
             self.change_folder()
+        elif self._banner_action == "Reconnect":
+            self.accounts.reconnect_current()
 
     def show_about(self) -> None:
         from PySide6 import __version__ as pyside_version

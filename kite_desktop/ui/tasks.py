@@ -19,8 +19,13 @@ class TaskRunner:
     def __init__(self, on_error: ErrorHandler):
         self._tasks: set[asyncio.Task[Any]] = set()
         self.on_error = on_error
+        self.closed = False
 
-    def run(self, coro: Coroutine[Any, Any, Any], name: str | None = None) -> asyncio.Task[Any]:
+    def run(self, coro: Coroutine[Any, Any, Any], name: str | None = None) -> asyncio.Task[Any] | None:
+        """Start ``coro``; after :meth:`cancel_all` (the window is closing) nothing new starts."""
+        if self.closed:
+            coro.close()
+            return None
         task = asyncio.get_event_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._finished)
@@ -42,6 +47,7 @@ class TaskRunner:
         return len(self._tasks)
 
     async def cancel_all(self) -> None:
+        self.closed = True
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()

@@ -8,6 +8,7 @@ teardown if there was any. Tests run a scenario coroutine with ``loop.run_until_
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -72,6 +73,8 @@ def app_factory(loop: qasync.QEventLoop, qtbot: Any, home: Path, tmp_path: Path)
             await r.service.close()
 
         loop.run_until_complete(stop())
+    # Collect the windows' Python wrappers here, on the Qt thread, not later in some worker thread.
+    gc.collect()
 
 
 @pytest.fixture

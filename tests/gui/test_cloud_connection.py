@@ -57,4 +57,5 @@ def test_a_revoked_google_connection_shows_needs_reconnect(running: RunningApp, 
     )
     index = window.connection_model.index(window.connection_model.row_of(config.id))
     assert "Needs reconnect" in index.data(Qt.ItemDataRole.ToolTipRole)
-    assert window.banner.isVisible() and "Needs reconnect" in window.banner.text.text()
+    assert window.banner.isVisible() and "needs you to sign in again" in window.banner.text.text()
+    assert window.banner.action.isVisible() and window.banner.action.text().startswith("Reconnect")
