@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 APT_PACKAGES := libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libfreetype6 libdbus-1-3 \
 	libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 \
 	libxcb-shape0 libxcb-xinerama0 libxcb-xfixes0 libxcb-xkb1 fonts-dejavu-core xdg-utils xvfb xauth \
-	desktop-file-utils appstream
+	desktop-file-utils appstream gnome-keyring dbus dbus-x11 libsecret-tools
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test lint system-deps venv screenshots clean
@@ -16,8 +16,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 run: system-deps venv ## set up and start Kite Desktop
 	$(BIN)/kite-desktop
 
-test: system-deps venv ## set up and run every test (headless)
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
+test: system-deps venv ## set up and run every test (headless, with a throwaway real keyring)
+	QT_QPA_PLATFORM=offscreen tests/with_keyring.sh $(BIN)/python -m pytest
 
 lint: venv
 	$(BIN)/ruff check kite_desktop tests docs

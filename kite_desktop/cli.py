@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any, TextIO
 from kite_desktop import __version__
 from kite_desktop.core.errors import CloudConnectionError, KiteError, NotFoundError
 from kite_desktop.core.formatting import human_size, human_speed
+from kite_desktop.core.logs import configure_logging
 from kite_desktop.core.models import ConnectionStatus, Document
 from kite_desktop.core.service import KiteService
 from kite_desktop.core.transfers import Totals, Transfer, TransferState
@@ -255,6 +257,7 @@ async def _run(args: argparse.Namespace, out: Output) -> int:
     from kite_desktop.app import build_service
 
     service = await asyncio.to_thread(build_service, args.profile)
+    configure_logging(service.profile.log_dir, os.environ.get("KITE_LOG_LEVEL", "INFO"))
     try:
         for notice in service.notices:
             out.info(notice)

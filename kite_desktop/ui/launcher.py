@@ -25,11 +25,11 @@ def run_gui(argv: list[str] | None = None) -> int:
     import qasync
     from PySide6.QtWidgets import QApplication
 
+    from kite_desktop.core.logs import configure_logging
     from kite_desktop.core.profile import Profile
     from kite_desktop.ui import icons
     from kite_desktop.ui.single_instance import SingleInstance
 
-    logging.basicConfig(level=os.environ.get("KITE_LOG_LEVEL", "WARNING"))
     app = QApplication.instance() or QApplication([sys.argv[0]])
     assert isinstance(app, QApplication)
     app.setApplicationName(APP_NAME)
@@ -39,6 +39,7 @@ def run_gui(argv: list[str] | None = None) -> int:
     app.setWindowIcon(icons.icon("kite-desktop"))
 
     profile = Profile.resolve(args.profile).ensure()
+    configure_logging(profile.log_dir, os.environ.get("KITE_LOG_LEVEL", "INFO"))
     instance = SingleInstance(profile)
     paths = [os.path.abspath(p) if "://" not in p else p for p in args.paths]
     if not instance.acquire():
