@@ -12,11 +12,11 @@ import threading
 import uuid
 from pathlib import Path
 
-import pytest
-
 import keyring
 import keyring.backend
 import keyring.errors
+import pytest
+
 from kite_desktop.auth.keyring_store import KEYRING_SERVICE, KeyringTokenStore
 
 SECRET = {"access_token": "at-" + "x" * 40, "refresh_token": "rt-" + "y" * 1500, "expires_at": "2030-01-01T00:00:00"}
