@@ -20,7 +20,7 @@ from kite_desktop import __version__
 from kite_desktop.core.errors import CloudConnectionError, KiteError, NotFoundError
 from kite_desktop.core.formatting import human_size, human_speed
 from kite_desktop.core.logs import configure_logging
-from kite_desktop.core.models import ConnectionStatus, Document
+from kite_desktop.core.models import ConnectionStatus, Document, Provider, SignIn
 from kite_desktop.core.service import KiteService
 from kite_desktop.core.transfers import Totals, Transfer, TransferState
 
@@ -202,6 +202,48 @@ async def cmd_set_folder(service: KiteService, args: argparse.Namespace, out: Ou
     return EXIT_OK
 
 
+async def _sign_in(provider: str, out: Output, open_it: bool) -> SignIn:
+    from kite_desktop.auth.google_signin import GoogleSignIn
+    from kite_desktop.auth.microsoft_signin import MicrosoftSignIn
+    from kite_desktop.auth.signin import open_browser
+
+    flow = GoogleSignIn() if provider == "google" else MicrosoftSignIn()
+    url = await flow.start()
+    opened = open_it and await open_browser(url)
+    if opened:
+        out.info("Waiting for you to finish in the browser… (Ctrl+C cancels)")
+    else:
+        out.info(f"Open this address in a browser to sign in (Ctrl+C cancels):\n{url}")
+    return await flow.finish()
+
+
+async def cmd_connect(service: KiteService, args: argparse.Namespace, out: Output) -> int:
+    signed_in = await _sign_in(args.provider, out, not args.no_browser)
+    config = await service.connect_account(signed_in)
+    out.data({"id": config.id, "name": config.name, "provider": config.provider.value, "account": signed_in.account})
+    out.result(f"connected {signed_in.account} ({config.provider.label}) as connection {config.name}")
+    return EXIT_OK
+
+
+async def cmd_reconnect(service: KiteService, args: argparse.Namespace, out: Output) -> int:
+    config = service.find_connection(args.connection)
+    if config.provider is Provider.LOCAL:
+        out.error("a local-folder connection has no sign-in")
+        return EXIT_USAGE
+    provider = "google" if config.provider is Provider.GOOGLE_DRIVE else "onedrive"
+    signed_in = await _sign_in(provider, out, not args.no_browser)
+    await service.reconnect(config.id, signed_in)
+    out.result(f"reconnected {config.name}")
+    return EXIT_OK
+
+
+async def cmd_disconnect(service: KiteService, args: argparse.Namespace, out: Output) -> int:
+    config = service.find_connection(args.connection)
+    await service.remove_connection(config.id)
+    out.result(f"removed {config.name}; its documents stay in the storage")
+    return EXIT_OK
+
+
 Command = Callable[[KiteService, argparse.Namespace, Output], Coroutine[Any, Any, int]]
 
 
@@ -246,6 +288,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("connection", metavar="CONNECTION")
     p.add_argument("document", metavar="DOCUMENT", help="document name or id")
     p.set_defaults(func=cmd_rm)
+    p = sub.add_parser("connect", parents=[common], help="connect a Google Drive or OneDrive account")
+    p.add_argument("provider", choices=["google", "onedrive"])
+    p.add_argument("--no-browser", action="store_true", help="print the sign-in address instead of opening it")
+    p.set_defaults(func=cmd_connect)
+    p = sub.add_parser("reconnect", parents=[common], help="sign in again to a connection that needs it")
+    p.add_argument("connection", metavar="CONNECTION")
+    p.add_argument("--no-browser", action="store_true", help="print the sign-in address instead of opening it")
+    p.set_defaults(func=cmd_reconnect)
+    p = sub.add_parser("disconnect", parents=[common], help="remove a connection (documents stay in the storage)")
+    p.add_argument("connection", metavar="CONNECTION")
+    p.set_defaults(func=cmd_disconnect)
     p = sub.add_parser("set-folder", parents=[common], help="choose the folder of a local connection")
     p.add_argument("connection", metavar="CONNECTION")
     p.add_argument("folder", metavar="FOLDER")
