@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1]))
 os.environ["HOME"] = tempfile.mkdtemp(prefix="kite-shots-")
 os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
 
@@ -90,8 +91,72 @@ async def main() -> None:
     files.read_chunks = real_read  # type: ignore[assignment]
     service.transfers.cancel_all()
     await service.transfers.wait_idle()
+    window.transfers_panel.queue.clear_finished()
+    await accounts(window, service)
     await window.shutdown()
     await service.close()
+
+
+async def wait_until(condition, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("screenshot scene did not settle")
+        await asyncio.sleep(0.05)
+
+
+async def accounts(window: MainWindow, service) -> None:
+    """The connect dialog (waiting, error, success) and the reconnect prompt, against the local emulators."""
+    import webbrowser
+
+    from kite_desktop.core.models import Provider
+    from tests.emulators.google import GoogleEmulator
+
+    with GoogleEmulator() as google:
+        os.environ.update(
+            KITE_GOOGLE_API_ROOT=google.root_url,
+            KITE_GOOGLE_AUTH_URI=google.auth_uri,
+            KITE_GOOGLE_TOKEN_URI=google.token_uri,
+            KITE_GOOGLE_CLIENT_ID="kite-test-client",
+            KITE_GOOGLE_CLIENT_SECRET="kite-test-secret",
+            OAUTHLIB_INSECURE_TRANSPORT="1",
+        )
+        os.environ.pop("KITE_MS_CLIENT_ID", None)
+        os.environ["BROWSER"] = f"{sys.executable} -c pass %s"  # a browser that never comes back
+        webbrowser._tryorder = None  # type: ignore[attr-defined]
+        dialog = window.accounts.open_dialog(None)
+        dialog.google_button.click()
+        await wait_until(lambda: dialog.copy_button.isEnabled())
+        await asyncio.sleep(0.3)
+        dialog.grab().save(str(HERE / "connect-waiting.png"))
+        dialog.cancel()
+
+        dialog = window.accounts.open_dialog(None)
+        dialog.onedrive_button.click()
+        await wait_until(lambda: dialog.pages.currentIndex() == 2)
+        dialog.grab().save(str(HERE / "connect-error.png"))
+        dialog.reject()
+
+        browser = Path(__file__).resolve().parents[2] / "tests" / "fake_browser.py"
+        os.environ["BROWSER"] = f"{sys.executable} {browser} %s"
+        webbrowser._tryorder = None  # type: ignore[attr-defined]
+        dialog = window.accounts.open_dialog(None)
+        dialog.google_button.click()
+        await wait_until(lambda: dialog.pages.currentIndex() == 2)
+        dialog.grab().save(str(HERE / "connect-success.png"))
+        dialog.accept()
+        await wait_until(lambda: window.connection_model.rowCount() == 2)
+        await asyncio.sleep(0.5)
+
+        config = service.settings.connections[-1]
+        assert config.provider is Provider.GOOGLE_DRIVE
+        google.revoke_all()
+        google.expire_access_tokens()
+        window.select_connection(config.id)
+        window.refresh_current()
+        await wait_until(lambda: window.banner.action.isVisible())
+        await asyncio.sleep(0.3)
+        shoot(window, "reconnect-prompt.png")
 
 
 if __name__ == "__main__":

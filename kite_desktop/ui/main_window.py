@@ -429,6 +429,8 @@ class MainWindow(QMainWindow):
             self.heading.setText("")
             return
         where = connection.config.options.get("folder") or connection.account
+        if where == connection.name:
+            where = ""
         where_html = f"<span style='color: palette(mid)'>&nbsp;&nbsp;{_escape(str(where))}</span>" if where else ""
         self.heading.setText(
             f"<span style='font-size: 14pt; font-weight: 600'>{_escape(connection.name)}</span>{where_html}"
@@ -665,6 +667,7 @@ class MainWindow(QMainWindow):
             connection = self.current_connection
             if connection is not None and connection.provider is not Provider.LOCAL:
                 self.prompt_reconnect(connection, connection.account or connection.name)
+                self.statusBar().showMessage(error.title, 8000)
                 return
         self._banner_action = action
         self.banner.show_message(f"<b>{_escape(error.title)}</b>: {_escape(error.describe())}", action=action)

@@ -57,7 +57,12 @@ class EmptyState(QWidget):
 
     def show_unavailable(self, name: str, status: str) -> None:
         self.add_button.hide()
-        self.title.setText(f"{name} is {status.lower()}")
+        phrases = {
+            "Needs reconnect": "needs you to sign in again",
+            "Offline": "cannot be reached",
+            "Error": "has a problem",
+        }
+        self.title.setText(f"{name} {phrases.get(status, 'is unavailable')}")
         self.subtitle.setText("Its documents will show here once it can be reached again. See the message above.")
 
 
