@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 APT_PACKAGES := libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libfreetype6 libdbus-1-3 \
 	libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 \
 	libxcb-shape0 libxcb-xinerama0 libxcb-xfixes0 libxcb-xkb1 fonts-dejavu-core xdg-utils xvfb xauth \
-	desktop-file-utils appstream gnome-keyring dbus dbus-x11 libsecret-tools
+	desktop-file-utils appstream gnome-keyring dbus dbus-x11 libsecret-tools chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test lint system-deps venv screenshots clean
