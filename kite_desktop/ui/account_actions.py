@@ -27,6 +27,7 @@ class AccountActions(QObject):
         self.flow_factory: FlowFactory = default_flow
         self.dialog: ConnectDialog | None = None
         self._told: set[str] = set()
+        self._keyring_told = False
         self.add_action = QAction("Add connection…", window)
         self.add_action.setToolTip("Connect a Google Drive or OneDrive account")
         self.add_action.triggered.connect(lambda: self.open_dialog(None))
@@ -73,7 +74,14 @@ class AccountActions(QObject):
             self.window.tasks.run(self.window.service.remove_connection(connection.id), name="remove-connection")
 
     def update(self, connections: list[Connection]) -> None:
-        """Called when connections changed: prompt for the ones that need a reconnect."""
+        """Called when connections changed: prompt for the ones that need a reconnect, say if the keyring failed."""
+        problem = getattr(self.window.service.token_store, "problem", None)
+        if problem and not self._keyring_told:
+            self._keyring_told = True
+            self.window.banner.show_message(
+                f"<b>Keyring unavailable.</b> {problem} Kite keeps your sign-ins in memory until it quits; you will "
+                "be asked to sign in again next time. Nothing was written to a file."
+            )
         current = self.window.current_connection
         self.reconnect_action.setEnabled(current is not None and current.provider is not Provider.LOCAL)
         self.remove_action.setEnabled(current is not None and len(connections) > 1)

@@ -176,8 +176,10 @@ class ConnectDialog(QDialog):
             self._show_result(f"<b>{exc.title}</b><p>{exc.message}</p><p>{exc.hint}</p>", ok=False)
             return
         self.result_config = config
+        problem = getattr(self.service.token_store, "problem", None)
         name = f"{signed_in.display_name} ({signed_in.account})" if signed_in.display_name else signed_in.account
-        self._show_result(f"<b>Connected</b><p>{provider.label}: {name}</p>", ok=True)
+        note = f"<p><i>{problem} Your sign-in is kept in memory until Kite quits.</i></p>" if problem else ""
+        self._show_result(f"<b>Connected</b><p>{provider.label}: {name}</p>{note}", ok=True)
         self.connected.emit(config)
 
     async def _save(self, signed_in: SignIn) -> ConnectionConfig:

@@ -421,6 +421,7 @@ class MainWindow(QMainWindow):
             f"{_escape(connection.provider.label)} no longer accepts Kite's access to {_escape(who)}. "
             "Transfers for it wait until then.",
             action=f"Reconnect {who}",
+            dismiss="Later",
         )
 
     def _show_heading(self) -> None:

@@ -106,6 +106,7 @@ class Banner(QFrame):
         self.action.clicked.connect(self.action_clicked)
         close = QPushButton("Dismiss", self)
         close.clicked.connect(self.hide)
+        self.close_button = close
         layout = QHBoxLayout(self)
         layout.setContentsMargins(10, 6, 6, 6)
         layout.addWidget(self.text, 1)
@@ -113,10 +114,13 @@ class Banner(QFrame):
         layout.addWidget(close)
         self.hide()
 
-    def show_message(self, text: str, *, warning: bool = True, action: str | None = None) -> None:
+    def show_message(
+        self, text: str, *, warning: bool = True, action: str | None = None, dismiss: str = "Dismiss"
+    ) -> None:
         colour = "#fff4e5; border: 1px solid #f0b45a" if warning else "#e8f4f6; border: 1px solid #8cc3cd"
         self.setStyleSheet(f"#banner {{ background: {colour}; border-radius: 6px; }} #banner QLabel {{ color: #222; }}")
         self.text.setText(text)
+        self.close_button.setText(dismiss)
         self.action.setVisible(action is not None)
         if action:
             self.action.setText(action)

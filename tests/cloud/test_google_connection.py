@@ -96,3 +96,28 @@ def test_needs_reconnect_is_remembered_across_restarts(drive: GoogleEmulator, tm
     catalog = Catalog(profile / "catalog.sqlite3")
     assert catalog.connection_state(connection_id)[0] is ConnectionStatus.REQUIRES_REAUTH
     catalog.close()
+
+
+def test_removing_a_connection_forgets_its_sign_in_and_list_but_not_the_documents(
+    drive: GoogleEmulator, tmp_path: Path
+):
+    profile = tmp_path / "profile"
+
+    async def scenario() -> None:
+        tokens = MemoryTokenStore()
+        service = build_service(profile, tokens)
+        config = await service.add_cloud_connection(Provider.GOOGLE_DRIVE, "Alice's Drive", drive.issue_tokens())
+        await service.upload(config.id, sources(tmp_path, 2))
+        await service.transfers.wait_idle()
+        assert len(await service.refresh(config.id)) == 2
+        await service.remove_connection(config.id)
+        assert await tokens.load(config.id) is None
+        assert service.settings.connection(config.id) is None
+        assert await service.cached_documents(config.id) == []
+        await service.close()
+        reopened = build_service(profile, MemoryTokenStore())
+        assert [c.provider for c in reopened.settings.connections] == [Provider.LOCAL]
+        await reopened.close()
+
+    asyncio.run(scenario())
+    assert len(drive.files_named("page 0.pdf")) == 1, "the documents in the cloud are untouched"

@@ -19,7 +19,7 @@ import qasync
 from guihelp import RunningApp
 
 from kite_desktop.app import build_service
-from kite_desktop.core.tokens import MemoryTokenStore
+from kite_desktop.core.tokens import MemoryTokenStore, TokenStore
 from kite_desktop.ui.bridge import ServiceBridge
 from kite_desktop.ui.main_window import MainWindow
 
@@ -55,8 +55,8 @@ def loop(qapp: Any) -> Iterator[qasync.QEventLoop]:
 def app_factory(loop: qasync.QEventLoop, qtbot: Any, home: Path, tmp_path: Path):
     started: list[RunningApp] = []
 
-    def start(profile: Path | None = None) -> RunningApp:
-        service = build_service(profile or tmp_path / "profile", MemoryTokenStore())
+    def start(profile: Path | None = None, tokens: TokenStore | None = None) -> RunningApp:
+        service = build_service(profile or tmp_path / "profile", tokens or MemoryTokenStore())
         window = MainWindow(service, ServiceBridge(service))
         qtbot.addWidget(window)
         window.show()

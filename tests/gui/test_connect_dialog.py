@@ -138,3 +138,24 @@ def test_dialog_flow_objects_are_sign_in_flows():
     from kite_desktop.ui.connect_dialog import default_flow
 
     assert isinstance(default_flow(Provider.GOOGLE_DRIVE), SignInFlow)
+
+
+def test_without_a_keyring_the_sign_in_works_for_this_run_and_says_so(app_factory, loop, google, browser, monkeypatch):
+    import keyring
+    import keyring.errors
+
+    from kite_desktop.auth.keyring_store import KeyringTokenStore
+    from tests.tokenstore.test_keyring_store import FailingKeyring
+
+    previous = keyring.get_keyring()
+    keyring.set_keyring(FailingKeyring(keyring.errors.NoKeyringError("No recommended backend was available.")))
+    try:
+        running = app_factory(tokens=KeyringTokenStore())
+        dialog = running.window.accounts.open_dialog(None)
+        dialog.google_button.click()
+        run(loop, wait_for(lambda: dialog.pages.currentIndex() == 2))
+        assert "Connected" in dialog.done_label.text() and "kept in memory" in dialog.done_label.text()
+        run(loop, wait_for(lambda: "Keyring unavailable" in running.window.banner.text.text(), what="the banner"))
+        run(loop, wait_for(lambda: running.window.current_connection.provider is Provider.GOOGLE_DRIVE))
+    finally:
+        keyring.set_keyring(previous)
