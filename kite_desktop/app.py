@@ -49,7 +49,10 @@ def backend_factory(tokens: TokenStore) -> BackendFactory:
 def build_service(profile_dir: str | os.PathLike[str] | None = None, tokens: TokenStore | None = None) -> KiteService:
     """Everything the app and the CLI need, for one profile. Blocking (file and SQLite I/O)."""
     store = tokens or KeyringTokenStore()
-    return KiteService.open(Profile.resolve(profile_dir), backend_factory(store), store)
+    service = KiteService.open(Profile.resolve(profile_dir), backend_factory(store), store)
+    for name, value in service.settings.app_registrations.items():
+        os.environ.setdefault(name, value)  # the sign-in flows read them from the environment
+    return service
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,6 +21,7 @@ from kite_desktop.core.profile import default_local_folder
 log = logging.getLogger(__name__)
 
 CONFLICT_POLICIES = ("rename", "replace", "skip")
+APP_REGISTRATION_KEYS = ("KITE_GOOGLE_CLIENT_ID", "KITE_GOOGLE_CLIENT_SECRET", "KITE_MS_CLIENT_ID")
 
 
 @dataclass
@@ -30,6 +31,9 @@ class Settings:
     concurrent_transfers: int = 3
     conflict_policy: str = "rename"
     window_geometry: str | None = None
+    app_registrations: dict[str, str] = field(default_factory=dict)
+    """Your own OAuth client ids (see the README): KITE_GOOGLE_CLIENT_ID, KITE_GOOGLE_CLIENT_SECRET,
+    KITE_MS_CLIENT_ID. The environment wins over these."""
     notices: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -40,6 +44,7 @@ class Settings:
             "concurrent_transfers": self.concurrent_transfers,
             "conflict_policy": self.conflict_policy,
             "window_geometry": self.window_geometry,
+            "app_registrations": self.app_registrations,
         }
 
     @classmethod
@@ -51,6 +56,10 @@ class Settings:
         policy = data.get("conflict_policy", "rename")
         settings.conflict_policy = policy if policy in CONFLICT_POLICIES else "rename"
         settings.window_geometry = data.get("window_geometry")
+        registrations = data.get("app_registrations") or {}
+        settings.app_registrations = {
+            str(k): str(v) for k, v in registrations.items() if str(k) in APP_REGISTRATION_KEYS and v
+        }
         return settings
 
     def connection(self, connection_id: str) -> ConnectionConfig | None:

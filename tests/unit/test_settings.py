@@ -184,3 +184,36 @@ def test_settings_round_trip_through_json() -> None:
     )
     again = Settings.from_json(json.loads(json.dumps(settings.to_json())))
     assert again == settings
+
+
+def test_app_registrations_in_settings_reach_the_sign_in_flows(tmp_path, monkeypatch):
+    import json
+
+    from kite_desktop.app import build_service
+    from kite_desktop.core.tokens import MemoryTokenStore
+
+    monkeypatch.delenv("KITE_GOOGLE_CLIENT_ID", raising=False)
+    monkeypatch.setenv("KITE_MS_CLIENT_ID", "from-the-environment")
+    profile = tmp_path / "profile"
+    profile.mkdir()
+    (profile / "settings.json").write_text(
+        json.dumps(
+            {
+                "connections": [
+                    {"id": "l", "name": "Local", "provider": "local", "options": {"folder": str(tmp_path)}}
+                ],
+                "app_registrations": {
+                    "KITE_GOOGLE_CLIENT_ID": "mine.apps.googleusercontent.com",
+                    "KITE_MS_CLIENT_ID": "from-settings",
+                    "SOMETHING_ELSE": "ignored",
+                },
+            }
+        )
+    )
+    build_service(profile, MemoryTokenStore())
+    import os
+
+    assert os.environ["KITE_GOOGLE_CLIENT_ID"] == "mine.apps.googleusercontent.com"
+    assert os.environ["KITE_MS_CLIENT_ID"] == "from-the-environment", "the environment wins"
+    assert "SOMETHING_ELSE" not in os.environ
+    monkeypatch.delenv("KITE_GOOGLE_CLIENT_ID")
