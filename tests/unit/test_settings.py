@@ -216,4 +216,3 @@ def test_app_registrations_in_settings_reach_the_sign_in_flows(tmp_path, monkeyp
     assert os.environ["KITE_GOOGLE_CLIENT_ID"] == "mine.apps.googleusercontent.com"
     assert os.environ["KITE_MS_CLIENT_ID"] == "from-the-environment", "the environment wins"
     assert "SOMETHING_ELSE" not in os.environ
-    monkeypatch.delenv("KITE_GOOGLE_CLIENT_ID")
