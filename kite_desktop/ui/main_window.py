@@ -8,7 +8,7 @@ from pathlib import Path
 
 import shiboken6
 from PySide6.QtCore import QModelIndex, QPoint, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDragMoveEvent, QDropEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
@@ -18,17 +18,14 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMenu,
     QPushButton,
-    QSizePolicy,
     QSplitter,
     QStackedWidget,
-    QStyle,
     QTableView,
-    QToolBar,
     QVBoxLayout,
     QWidget,
 )
 
-from kite_desktop import APP_NAME, __version__
+from kite_desktop import APP_NAME
 from kite_desktop.core.errors import CloudConnectionError, KiteError
 from kite_desktop.core.models import Connection, ConnectionStatus, Document, Provider
 from kite_desktop.core.service import KiteService
@@ -43,11 +40,27 @@ from kite_desktop.ui.tasks import TaskRunner
 from kite_desktop.ui.transfers_panel import TransfersPanel
 from kite_desktop.ui.tray import TrayController
 from kite_desktop.ui.widgets import Banner, DropOverlay, EmptyState
+from kite_desktop.ui.window_actions import build_actions, build_menus_and_toolbar, open_log_folder, show_about
 
 log = logging.getLogger(__name__)
 
 
 class MainWindow(QMainWindow):
+    about_action: QAction
+    add_files_action: QAction
+    add_folder_action: QAction
+    change_folder_action: QAction
+    delete_action: QAction
+    filter_action: QAction
+    log_folder_action: QAction
+    open_action: QAction
+    pause_action: QAction
+    quit_action: QAction
+    refresh_action: QAction
+    save_as_action: QAction
+    show_transfers_action: QAction
+    filter_edit: QLineEdit  # the actions, menus and toolbar are built in window_actions.py
+
     documents_shown = Signal(str)
     """Emitted after the table shows a connection's documents (its id)."""
 
@@ -174,119 +187,11 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(splitter)
         self.statusBar().showMessage("Starting…")
 
-    def _action(
-        self,
-        text: str,
-        slot: object,
-        shortcut: QKeySequence | QKeySequence.StandardKey | str | None = None,
-        icon: QStyle.StandardPixmap | None = None,
-        tip: str = "",
-    ) -> QAction:
-        action = QAction(text, self)
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-        if icon is not None:
-            action.setIcon(self.style().standardIcon(icon))
-        if tip:
-            action.setToolTip(tip)
-            action.setStatusTip(tip)
-        action.triggered.connect(slot)
-        self.addAction(action)
-        return action
-
     def _build_actions(self) -> None:
-        pixmap = QStyle.StandardPixmap
-        self.add_files_action = self._action(
-            "Add files…",
-            self.choose_files,
-            "Ctrl+U",
-            pixmap.SP_FileIcon,
-            "Upload files to the selected connection (Ctrl+U)",
-        )
-        self.add_folder_action = self._action(
-            "Add folder…",
-            self.choose_folder,
-            "Ctrl+Shift+U",
-            pixmap.SP_DirIcon,
-            "Upload a folder with its subfolders (Ctrl+Shift+U)",
-        )
-        self.open_action = self._action(
-            "Open",
-            self.open_selected,
-            QKeySequence.StandardKey.Open,
-            pixmap.SP_DialogOpenButton,
-            "Open with the default application (Ctrl+O)",
-        )
-        self.save_as_action = self._action(
-            "Save as…",
-            self.save_selected,
-            "Ctrl+Shift+S",
-            pixmap.SP_DialogSaveButton,
-            "Save a copy on this computer (Ctrl+Shift+S)",
-        )
-        self.delete_action = self._action(
-            "Delete",
-            self.delete_selected,
-            QKeySequence.StandardKey.Delete,
-            pixmap.SP_TrashIcon,
-            "Delete from the storage (Delete)",
-        )
-        self.refresh_action = self._action(
-            "Refresh", self.refresh_current, "F5", pixmap.SP_BrowserReload, "Read the connection's documents again (F5)"
-        )
-        self.filter_action = self._action("Filter", self.focus_filter, QKeySequence.StandardKey.Find)
-        self.change_folder_action = self._action("Change folder…", self.change_folder)
-        self.pause_action = self._action("Pause transfers", self.toggle_pause, "Ctrl+P")
-        self.show_transfers_action = self._action("Transfers", self._toggle_transfers, "Ctrl+T")
-        self.show_transfers_action.setCheckable(True)
-        self.quit_action = self._action("Quit", self.quit, QKeySequence.StandardKey.Quit)
-        self.about_action = self._action("About Kite", self.show_about)
-        self._update_actions()
+        build_actions(self)
 
     def _build_menus_and_toolbar(self) -> None:
-        menu = self.menuBar()
-        file_menu = menu.addMenu("&File")
-        file_menu.addActions([self.add_files_action, self.add_folder_action])
-        file_menu.addSeparator()
-        file_menu.addAction(self.accounts.add_action)
-        file_menu.addSeparator()
-        file_menu.addAction(self.quit_action)
-        documents_menu = menu.addMenu("&Documents")
-        documents_menu.addActions([self.open_action, self.save_as_action, self.delete_action])
-        documents_menu.addSeparator()
-        documents_menu.addActions([self.refresh_action, self.filter_action])
-        connection_menu = menu.addMenu("&Connection")
-        connection_menu.addAction(self.accounts.add_action)
-        connection_menu.addAction(self.accounts.reconnect_action)
-        connection_menu.addAction(self.change_folder_action)
-        connection_menu.addSeparator()
-        connection_menu.addAction(self.accounts.remove_action)
-        transfers_menu = menu.addMenu("&Transfers")
-        transfers_menu.addActions([self.pause_action, self.show_transfers_action])
-        help_menu = menu.addMenu("&Help")
-        help_menu.addAction(self.about_action)
-
-        toolbar = QToolBar("Main", self)
-        toolbar.setObjectName("mainToolbar")
-        toolbar.setMovable(False)
-        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        toolbar.addActions([self.add_files_action, self.add_folder_action])
-        toolbar.addSeparator()
-        toolbar.addActions([self.open_action, self.save_as_action, self.delete_action])
-        toolbar.addSeparator()
-        toolbar.addAction(self.refresh_action)
-        spacer = QWidget(toolbar)
-        spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        toolbar.addWidget(spacer)
-        self.filter_edit = QLineEdit(toolbar)
-        self.filter_edit.setObjectName("filterEdit")
-        self.filter_edit.setPlaceholderText("Filter documents (Ctrl+F)")
-        self.filter_edit.setClearButtonEnabled(True)
-        self.filter_edit.setMinimumWidth(240)
-        self.filter_edit.textChanged.connect(self._on_filter_edit_text_changed)
-        toolbar.addWidget(self.filter_edit)
-        self.addToolBar(toolbar)
+        build_menus_and_toolbar(self)
 
     # -- start and stop ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -682,17 +587,10 @@ class MainWindow(QMainWindow):
             self.accounts.reconnect_current()
 
     def show_about(self) -> None:
-        from PySide6 import __version__ as pyside_version
-        from PySide6.QtCore import qVersion
-        from PySide6.QtWidgets import QMessageBox
+        show_about(self)
 
-        QMessageBox.about(
-            self,
-            "About Kite",
-            f"<h3>Kite Desktop {__version__}</h3><p>Your documents, in storage you own.</p>"
-            f"<p>Qt {qVersion()} · PySide6 {pyside_version}</p>"
-            f"<p>Profile: {_escape(str(self.service.profile.root))}</p>",
-        )
+    def open_log_folder(self) -> None:
+        open_log_folder(self)
 
     def handle_instance_message(self, paths: list[str]) -> None:
         """Another launch of Kite handed over its arguments: come to the front and add its files."""

@@ -46,6 +46,11 @@ class TaskRunner:
     def pending(self) -> int:
         return len(self._tasks)
 
+    async def wait_idle(self) -> None:
+        """Return once every task started so far (and any they started) has finished."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
     async def cancel_all(self) -> None:
         self.closed = True
         tasks = list(self._tasks)

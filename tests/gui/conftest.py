@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import qasync
-from guihelp import RunningApp
+from guihelp import WAIT_TIMEOUT, RunningApp
 
 from kite_desktop.app import build_service
 from kite_desktop.core.tokens import MemoryTokenStore, TokenStore
@@ -51,6 +51,22 @@ def loop(qapp: Any) -> Iterator[qasync.QEventLoop]:
         )
 
 
+_RUNNING: list[tuple[Any, RunningApp]] = []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    """Let the window's background work finish inside the loop, before pytest-qt's teardown spins Qt events
+    outside it (a coroutine stepped there would find no running loop)."""
+    try:
+        return (yield)
+    finally:
+        for loop, running in list(_RUNNING):
+            if not loop.is_closed() and not running.window.tasks.closed:
+                loop.run_until_complete(asyncio.wait_for(running.window.tasks.wait_idle(), WAIT_TIMEOUT))
+        _RUNNING.clear()
+
+
 @pytest.fixture
 def app_factory(loop: qasync.QEventLoop, qtbot: Any, home: Path, tmp_path: Path):
     started: list[RunningApp] = []
@@ -62,6 +78,7 @@ def app_factory(loop: qasync.QEventLoop, qtbot: Any, home: Path, tmp_path: Path)
         window.show()
         running = RunningApp(service, window)
         started.append(running)
+        _RUNNING.append((loop, running))
         loop.run_until_complete(window.start())
         return running
 
