@@ -16,6 +16,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--version", action="version", version=f"kite-desktop {__version__}")
     parser.add_argument("--profile", metavar="DIR", help="profile directory (default: $KITE_PROFILE_DIR or app data)")
     parser.add_argument("paths", nargs="*", metavar="PATH", help="files or folders to upload")
+    parser.add_argument("--quit-after-start", action="store_true", help=argparse.SUPPRESS)  # smoke tests
     return parser.parse_args(argv)
 
 
@@ -49,12 +50,17 @@ def run_gui(argv: list[str] | None = None) -> int:
         print(f"Kite is already running with the profile {profile.root}, but it does not answer.", file=sys.stderr)
         return 1
     try:
-        return qasync.run(boot(app, profile, instance, paths))
+        return qasync.run(boot(app, profile, instance, paths, args.quit_after_start))
+    except RuntimeError as exc:
+        # The desktop session ended Qt's loop under us (log out, shutdown): nothing more can run.
+        if "Event loop stopped" not in str(exc):
+            raise
+        return 0
     finally:
         instance.release()
 
 
-async def boot(app: object, profile: object, instance: object, paths: list[str]) -> int:
+async def boot(app: object, profile: object, instance: object, paths: list[str], quit_after_start: bool = False) -> int:
     from PySide6.QtWidgets import QApplication
 
     from kite_desktop.app import build_service
@@ -77,13 +83,19 @@ async def boot(app: object, profile: object, instance: object, paths: list[str])
     bridge = ServiceBridge(service)
     window = MainWindow(service, bridge)
     window.attach_tray(TrayController(window))
-    app.setQuitOnLastWindowClosed(not window.keep_running_in_tray)
+    # Qt must not end the event loop by itself: quitting goes through quit_requested, so the coroutines
+    # below can stop the transfers and close the catalog before the loop ends.
+    app.setQuitOnLastWindowClosed(False)
+    window.quit_requested.connect(quit_requested.set)
     instance.message_received.connect(window.handle_instance_message)
     if not window.keep_running_in_tray:
         logging.getLogger(__name__).info("no system tray: closing the window quits")
 
     window.show()
     await window.start()
+    if quit_after_start:
+        print(f"kite-desktop started: {window.connection_model.rowCount()} connection(s), window shown")
+        window.quit()
     if paths:
         window.add_files(paths)
     await quit_requested.wait()

@@ -61,6 +61,8 @@ class MainWindow(QMainWindow):
     show_transfers_action: QAction
     filter_edit: QLineEdit  # the actions, menus and toolbar are built in window_actions.py
 
+    quit_requested = Signal()
+    """The window was closed for good (Quit, or closed without a tray): the app should end."""
     documents_shown = Signal(str)
     """Emitted after the table shows a connection's documents (its id)."""
 
@@ -217,11 +219,9 @@ class MainWindow(QMainWindow):
         await self.tasks.cancel_all()
 
     def quit(self) -> None:
+        """Quit Kite: the launcher then stops the transfers, closes the catalog and ends the event loop."""
         self._quitting = True
         self.close()
-        from PySide6.QtWidgets import QApplication
-
-        QApplication.quit()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if self.keep_running_in_tray and not self._quitting:
@@ -232,6 +232,7 @@ class MainWindow(QMainWindow):
                 self.statusBar().showMessage("Kite keeps running in the tray.")
             return
         event.accept()
+        self.quit_requested.emit()
 
     # -- connections ------------------------------------------------------------------------------
     def connection_model_connections(self) -> list[Connection]:
