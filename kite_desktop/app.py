@@ -50,8 +50,8 @@ def build_service(profile_dir: str | os.PathLike[str] | None = None, tokens: Tok
     """Everything the app and the CLI need, for one profile. Blocking (file and SQLite I/O)."""
     store = tokens or KeyringTokenStore()
     service = KiteService.open(Profile.resolve(profile_dir), backend_factory(store), store)
-    for name, value in service.settings.app_registrations.items():
-        os.environ.setdefault(name, value)  # the sign-in flows read them from the environment
+    for name, value in {**service.settings.endpoints, **service.settings.app_registrations}.items():
+        os.environ.setdefault(name, value)  # the backends and sign-in flows read them from the environment
     return service
 
 

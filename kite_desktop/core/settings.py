@@ -22,6 +22,14 @@ log = logging.getLogger(__name__)
 
 CONFLICT_POLICIES = ("rename", "replace", "skip")
 APP_REGISTRATION_KEYS = ("KITE_GOOGLE_CLIENT_ID", "KITE_GOOGLE_CLIENT_SECRET", "KITE_MS_CLIENT_ID")
+ENDPOINT_KEYS = (
+    "KITE_GOOGLE_API_ROOT",
+    "KITE_GOOGLE_TOKEN_URI",
+    "KITE_GOOGLE_AUTH_URI",
+    "KITE_GRAPH_URL",
+    "KITE_MS_AUTHORITY",
+    "KITE_CA_BUNDLE",
+)
 
 
 @dataclass
@@ -34,6 +42,8 @@ class Settings:
     app_registrations: dict[str, str] = field(default_factory=dict)
     """Your own OAuth client ids (see the README): KITE_GOOGLE_CLIENT_ID, KITE_GOOGLE_CLIENT_SECRET,
     KITE_MS_CLIENT_ID. The environment wins over these."""
+    endpoints: dict[str, str] = field(default_factory=dict)
+    """Other service endpoints (ENDPOINT_KEYS), for tests and special deployments; the environment wins."""
     notices: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -45,6 +55,7 @@ class Settings:
             "conflict_policy": self.conflict_policy,
             "window_geometry": self.window_geometry,
             "app_registrations": self.app_registrations,
+            "endpoints": self.endpoints,
         }
 
     @classmethod
@@ -60,6 +71,8 @@ class Settings:
         settings.app_registrations = {
             str(k): str(v) for k, v in registrations.items() if str(k) in APP_REGISTRATION_KEYS and v
         }
+        endpoints = data.get("endpoints") or {}
+        settings.endpoints = {str(k): str(v) for k, v in endpoints.items() if str(k) in ENDPOINT_KEYS and v}
         return settings
 
     def connection(self, connection_id: str) -> ConnectionConfig | None:

@@ -13,6 +13,7 @@ and are checked before the rename. Object keys are Drive file ids.
 from __future__ import annotations
 
 import asyncio
+import http.client
 import io
 import logging
 import os
@@ -48,7 +49,7 @@ FILE_FIELDS = "id,name,mimeType,size,md5Checksum,modifiedTime,parents"
 MULTIPART_LIMIT = 5 * 1024 * 1024
 DEFAULT_CHUNK_SIZE = 8 * 256 * 1024 * 4  # 8 MiB; see docs/performance.md
 RETRYABLE_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "backendError", "internalError"}
-TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (OSError, TimeoutError)
+TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (OSError, TimeoutError, http.client.HTTPException)
 
 try:  # httplib2 raises its own errors for broken connections
     import httplib2
@@ -129,7 +130,7 @@ class GoogleDriveBackend(StorageBackend):
                 if number + 1 >= self._retry.attempts:
                     raise ConnectionUnavailableError(
                         f"Google Drive cannot be reached ({type(error).__name__}).",
-                        hint="Check the internet connection; Kite tries again when you refresh.",
+                        hint="Check the internet connection; then refresh (F5) or Retry.",
                     ) from None
                 log.info("%s: connection problem (%s); retrying", what, type(error).__name__)
                 await self._retry.sleep(number)
@@ -154,7 +155,7 @@ class GoogleDriveBackend(StorageBackend):
             return CloudConnectionError("Google Drive does not accept Kite's sign-in any more.")
         if status in (429, 403) and reason in RETRYABLE_REASONS | {""}:
             return ConnectionUnavailableError(
-                "Google Drive is limiting requests right now.", hint="Kite will try again later."
+                "Google Drive is limiting requests right now.", hint="Try again later (Retry in Transfers)."
             )
         if status >= 500:
             return ConnectionUnavailableError(f"Google Drive had a server error ({status}).")

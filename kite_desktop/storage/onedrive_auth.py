@@ -128,7 +128,7 @@ class MicrosoftTokens:
             except Exception as exc:
                 log.info("token refresh failed: %s", type(exc).__name__)
                 raise ConnectionUnavailableError(
-                    "Microsoft's sign-in service cannot be reached.", hint="Kite tries again in a minute."
+                    "Microsoft's sign-in service cannot be reached.", hint="Retry in a minute."
                 ) from None
             if "access_token" not in result:
                 error = str(result.get("error") or "unknown_error")
@@ -138,7 +138,7 @@ class MicrosoftTokens:
                         "(it was revoked, expired after inactivity, or needs you to sign in again)."
                     )
                 raise ConnectionUnavailableError(
-                    f"Microsoft's sign-in service did not renew access ({error}).", hint="Kite tries again later."
+                    f"Microsoft's sign-in service did not renew access ({error}).", hint="Retry in a minute."
                 )
             expires_in = int(result.get("expires_in") or 3600)
             self.credentials.update(

@@ -158,7 +158,7 @@ class OneDriveBackend(StorageBackend):
                 if number + 1 >= self.retry.attempts:
                     raise ConnectionUnavailableError(
                         f"OneDrive cannot be reached ({type(error).__name__}).",
-                        hint="Check the internet connection; Kite tries again when you refresh.",
+                        hint="Check the internet connection; then refresh (F5) or Retry.",
                     ) from None
                 log.info("%s: connection problem (%s); retrying", what, type(error).__name__)
                 await self.retry.sleep(number)
@@ -191,7 +191,7 @@ class OneDriveBackend(StorageBackend):
             return CloudConnectionError("OneDrive does not accept Kite's sign-in any more.")
         if error.status in (429, 503) or error.status >= 500:
             return ConnectionUnavailableError(
-                f"OneDrive is busy or unavailable ({error.status}).", hint="Kite will try again later."
+                f"OneDrive is busy or unavailable ({error.status}).", hint="Try again later (Retry in Transfers)."
             )
         return KiteError(f"OneDrive refused the request ({error.status} {error.code}).", title="OneDrive error")
 

@@ -238,7 +238,9 @@ async def _send_fragments(
 
 async def _failed(backend: OneDriveBackend, failures: int, why: str, retry_after: float | None = None) -> int:
     if failures + 1 >= backend.retry.attempts:
-        raise ConnectionUnavailableError(f"OneDrive upload keeps failing ({why}).", hint="Kite will try again later.")
+        raise ConnectionUnavailableError(
+            f"OneDrive upload keeps failing ({why}).", hint="Try again later (Retry in Transfers)."
+        )
     log.info("upload fragment failed (%s); asking the session what it has", why)
     await backend.retry.sleep(failures, retry_after)
     return failures + 1

@@ -340,3 +340,19 @@ def test_listing_pages_through_many_documents_and_folders(drive: GoogleEmulator,
 
     names = run(scenario())
     assert sorted(names) == sorted([f"f{i}.txt" for i in range(7)] + ["sub/deeper/inner.txt"])
+
+
+def test_a_download_cut_mid_response_or_slow_still_arrives_whole(drive: GoogleEmulator, tmp_path: Path):
+    backend = drive_backend(drive)
+    target = tmp_path / "copy.bin"
+    data = os.urandom(3 * CHUNK + 5)
+
+    async def scenario() -> None:
+        key = await backend.put_object("u", "d", data, ".bin", "application/octet-stream")
+        drive.faults.add("GET", r"alt=media", drop="mid-response")
+        drive.faults.add("GET", r"alt=media", delay=0.2)
+        await backend.download_file(key, target)
+        await backend.aclose()
+
+    run(scenario())
+    assert target.read_bytes() == data
