@@ -117,6 +117,9 @@ class ChunkedFileMedia(MediaUpload):
             self._close = None
 
 
+SLICE = 256 * 1024
+
+
 class HashingWriter(io.RawIOBase):
     """A write-only sink that counts and hashes; for files, a temp beside the target until ``commit``."""
 
@@ -147,8 +150,11 @@ class HashingWriter(io.RawIOBase):
 
     def write(self, data: Any) -> int:
         view = memoryview(data)
-        self._sink.write(view)
-        self._md5.update(view)
+        # Slices that stay in the CPU cache between the write and the hash (whole chunks are much slower).
+        for start in range(0, len(view), SLICE):
+            piece = view[start : start + SLICE]
+            self._sink.write(piece)
+            self._md5.update(piece)
         self.size += len(view)
         return len(view)
 

@@ -356,3 +356,11 @@ def test_a_download_cut_mid_response_or_slow_still_arrives_whole(drive: GoogleEm
 
     run(scenario())
     assert target.read_bytes() == data
+
+
+def test_a_small_file_ending_in_a_carriage_return_arrives_whole(drive: GoogleEmulator, tmp_path: Path):
+    source = tmp_path / "notes.txt"
+    source.write_bytes(b"line one\r\nline two\r")
+    info = run(upload(drive_backend(drive), source))
+    (stored,) = drive.files_named("notes.txt")
+    assert drive.file_bytes(stored.id) == b"line one\r\nline two\r" and info.size == 19

@@ -868,8 +868,10 @@ def parse_multipart(content_type: str, body: bytes) -> tuple[dict[str, Any], str
         if cut == -1:
             raise DriveError(400, "badContent", "Malformed multipart part.")
         head, content = piece[:cut], piece[cut + gap :]
-        # The line break before the next boundary belongs to the boundary.
-        content = content.removesuffix(b"\r\n") if content.endswith(b"\r\n") else content.removesuffix(b"\n")
+        # The line break before the next boundary belongs to the boundary, in the style the part's own headers
+        # use: googleapiclient writes bare LF, so a CR that ends the file's data is data, not line ending.
+        newline = b"\r\n" if gap == 4 else b"\n"
+        content = content.removesuffix(newline)
         part_headers = dict(line.partition(":")[::2] for line in head.decode("latin-1").splitlines())
         part_type = {k.strip().lower(): v.strip() for k, v in part_headers.items()}.get("content-type", OCTET_STREAM)
         parts.append((part_type, content))
