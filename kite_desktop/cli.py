@@ -338,6 +338,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         out.error("interrupted")
         return 130
+    except Exception as exc:  # a library's own error: one line, not a traceback
+        out.error(f"{type(exc).__name__}: {exc}")
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

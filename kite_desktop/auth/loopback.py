@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 MAX_HEADER = 16 * 1024
 MAX_BODY = 64 * 1024
 DEFAULT_TIMEOUT = 300.0
+READ_TIMEOUT = 10.0
 
 PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Kite</title>
 <style>body{{font-family:system-ui,sans-serif;margin:15vh auto;max-width:32em;text-align:center;color:#222}}
@@ -103,16 +104,16 @@ class LoopbackListener:
 
     async def close(self) -> None:
         if self._server is not None:
-            self._server.close()
+            self._server.close()  # no new connections; an idle browser preconnect must not hold the sign-in
             with contextlib.suppress(Exception):
-                await self._server.wait_closed()
+                await asyncio.wait_for(self._server.wait_closed(), 1.0)
             self._server = None
 
     # -- one HTTP request per connection ----------------------------------------------------------------------
     async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             status, page = await self._answer(reader)
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, ConnectionError):
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, ConnectionError, TimeoutError):
             status, page = 400, _page("Bad request", "Kite could not read this request.", ok=False)
         with contextlib.suppress(ConnectionError):
             writer.write(
@@ -126,7 +127,7 @@ class LoopbackListener:
             await writer.wait_closed()
 
     async def _answer(self, reader: asyncio.StreamReader) -> tuple[int, bytes]:
-        head = await reader.readuntil(b"\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT)
         if len(head) > MAX_HEADER:
             raise ValueError("header too large")
         lines = head.decode("latin-1").split("\r\n")
@@ -140,7 +141,7 @@ class LoopbackListener:
             length = int(headers.get("content-length") or 0)
             if length > MAX_BODY:
                 raise ValueError("body too large")
-            body = await reader.readexactly(length)
+            body = await asyncio.wait_for(reader.readexactly(length), READ_TIMEOUT)
             params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         state = params.get("state", "")
         if not state or not hmac.compare_digest(state.encode(), self._state.encode()):

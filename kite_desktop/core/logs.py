@@ -20,7 +20,7 @@ _PATTERNS = [
     (
         re.compile(
             r"(?i)\b(access_token|refresh_token|id_token|code|code_verifier|client_secret|upload_id|state|"
-            r"client_info|assertion|password)=[^&\s'\"]+"
+            r"client_info|assertion|password|tempauth|sig|token)=[^&\s'\"]+"
         ),
         r"\1=" + REDACTED,
     ),
@@ -65,6 +65,10 @@ def configure_logging(log_dir: Path, level: int | str = logging.INFO, console: b
             existing.close()
     handler.kite = True  # type: ignore[attr-defined]
     root.addHandler(handler)
+    # These log every request's full URL at INFO, and some URLs are credentials (pre-authenticated download
+    # links, upload sessions): only their warnings go to the log.
+    for noisy in ("httpx", "httpcore", "googleapiclient.discovery", "urllib3", "msal"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     if console:
         stream = logging.StreamHandler()
         stream.addFilter(RedactingFilter())

@@ -39,6 +39,7 @@ from kite_desktop.storage.google_auth import SCOPES, CredentialsSaver, GoogleTok
 from kite_desktop.storage.google_drive_listing import DriveFolders, drive_page, info_from_file
 from kite_desktop.storage.google_media import ChunkedFileMedia, HashingWriter
 from kite_desktop.storage.retry import RetryPolicy, parse_retry_after
+from kite_desktop.storage.threads import finishing_thread
 
 __all__ = ["SCOPES", "CloudConnectionError", "GoogleDriveBackend"]
 
@@ -48,6 +49,7 @@ T = TypeVar("T")
 FILE_FIELDS = "id,name,mimeType,size,md5Checksum,modifiedTime,parents"
 MULTIPART_LIMIT = 5 * 1024 * 1024
 DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024  # 16 × 256 KiB: four uploads at once stay near 26 MiB (docs/performance.md)
+SESSION_RESTARTS = 3
 RETRYABLE_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "backendError", "internalError"}
 TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (OSError, TimeoutError, http.client.HTTPException)
 
@@ -101,8 +103,12 @@ class GoogleDriveBackend(StorageBackend):
 
     # -- calling Drive ------------------------------------------------------------------------------
     async def call(self, make: Callable[[Any], Any], *, what: str = "Google Drive") -> Any:
-        """Run ``make(service).execute()`` in a thread with refresh-once on 401, backoff and clear errors."""
-        return await self.retrying(lambda: asyncio.to_thread(lambda: make(self.service).execute()), what=what)
+        """Run ``make(service).execute()`` in a thread with refresh-once on 401, backoff and clear errors.
+
+        A call whose caller is cancelled still finishes in its thread; when it succeeded, its result is
+        returned (a create that happened must be reported, or a retry would make a second copy).
+        """
+        return await self.retrying(lambda: finishing_thread(lambda: make(self.service).execute()), what=what)
 
     async def retrying(self, attempt: Callable[[], Awaitable[T]], *, what: str = "Google Drive") -> T:
         refreshed = False
@@ -298,13 +304,22 @@ class GoogleDriveBackend(StorageBackend):
             _, response = state["request"].next_chunk(num_retries=0)
             return response
 
+        restarts = 0
         while True:
             try:
-                response = await self.retrying(lambda: asyncio.to_thread(step), what=f"Upload of {media.name}")
+                response = await self.retrying(
+                    lambda: finishing_thread(step, done=lambda r: r is not None), what=f"Upload of {media.name}"
+                )
             except NotFoundError:
+                request = state["request"]
+                if request is None or request.resumable_uri is None or restarts >= SESSION_RESTARTS:
+                    # Not an expired session: the folder or the file to replace is gone.
+                    self.folders.forget()
+                    raise
                 # The session expired (404): start a new one. If the old one had completed, the create with
                 # the same reserved id answers 409, handled below.
                 log.info("upload session expired; starting a new one")
+                restarts += 1
                 state["request"] = None
                 continue
             except DuplicateIdError:

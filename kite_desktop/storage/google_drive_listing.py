@@ -53,6 +53,10 @@ class DriveFolders:
         self._ids: dict[tuple[str, ...], str] = {}
         self._locks: dict[tuple[str, ...], asyncio.Lock] = {}
 
+    def forget(self) -> None:
+        """Drop the remembered folder ids (a folder was deleted or moved in Drive)."""
+        self._ids.clear()
+
     async def root_id(self) -> str:
         return await self.folder_id([])
 

@@ -88,7 +88,13 @@ class ChunkedFileMedia(MediaUpload):
     def _read(self, begin: int, length: int) -> bytes:
         chunks = []
         while length > 0:
-            data = self._read_at(length, begin)
+            try:
+                data = self._read_at(length, begin)
+            except OSError as exc:
+                raise files.SourceFileError(
+                    f"{self.name} could not be read: {exc.strerror or exc}.",
+                    hint="Check that the disk or USB stick is still connected.",
+                ) from None
             if not data:
                 break
             chunks.append(data)

@@ -83,7 +83,13 @@ class FragmentSource:
         chunks: list[bytes] = []
         at, left = offset, length
         while left > 0:
-            data = self._read_at(at, left)
+            try:
+                data = self._read_at(at, left)
+            except OSError as exc:
+                raise SourceFileError(
+                    f"The file could not be read: {exc.strerror or exc}.",
+                    hint="Check that the disk or USB stick is still connected.",
+                ) from None
             if not data:
                 raise SourceFileError(
                     "The file became shorter while it was being uploaded.", title="File changed during transfer"

@@ -68,3 +68,23 @@ class ThreadProgress:
         self._last = now
         with contextlib.suppress(RuntimeError):  # the loop closed while we worked
             self._loop.call_soon_threadsafe(self._callback, done)
+
+
+async def finishing_thread(work: Callable[[], T], done: Callable[[T], bool] = lambda _result: True) -> T:
+    """Run ``work`` in a thread that cannot be interrupted. If the caller is cancelled meanwhile, wait for the
+    thread: when its result counts as ``done`` (the remote change happened), return it and drop the
+    cancellation, so the caller records what really happened; otherwise re-raise the cancellation."""
+    future = asyncio.get_running_loop().run_in_executor(None, work)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        try:
+            result = await future
+        except BaseException:
+            raise asyncio.CancelledError from None
+        if not done(result):
+            raise
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+        return result

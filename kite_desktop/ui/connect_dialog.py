@@ -175,6 +175,14 @@ class ConnectDialog(QDialog):
         except KiteError as exc:
             self._show_result(f"<b>{exc.title}</b><p>{exc.message}</p><p>{exc.hint}</p>", ok=False)
             return
+        except Exception as exc:  # a library's own error (network, TLS, OAuth): never leave the dialog waiting
+            flow.cancel()
+            self._show_result(
+                f"<b>Sign-in failed</b><p>{type(exc).__name__}: {exc}</p><p>Check the internet "
+                "connection and try again.</p>",
+                ok=False,
+            )
+            return
         self.result_config = config
         problem = getattr(self.service.token_store, "problem", None)
         name = f"{signed_in.display_name} ({signed_in.account})" if signed_in.display_name else signed_in.account

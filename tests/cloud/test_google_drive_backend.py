@@ -364,3 +364,39 @@ def test_a_small_file_ending_in_a_carriage_return_arrives_whole(drive: GoogleEmu
     info = run(upload(drive_backend(drive), source))
     (stored,) = drive.files_named("notes.txt")
     assert drive.file_bytes(stored.id) == b"line one\r\nline two\r" and info.size == 19
+
+
+def test_a_missing_folder_fails_the_upload_instead_of_looping(drive: GoogleEmulator, tmp_path: Path):
+    from kite_desktop.core.errors import NotFoundError
+
+    source = big_file(tmp_path, 6 * 1024 * 1024)
+    drive.faults.add(
+        "POST",
+        r"uploadType=resumable",
+        status=404,
+        json={"error": {"code": 404, "message": "File not found: parent.", "errors": [{"reason": "notFound"}]}},
+        times=0,
+    )
+    with pytest.raises(NotFoundError):
+        run(upload(drive_backend(drive), source))
+    assert len([r for r in drive.requests if "uploadType=resumable" in r.path]) < 10
+
+
+def test_a_paused_small_upload_that_completed_anyway_is_reported_done_not_copied(drive: GoogleEmulator, tmp_path: Path):
+    source = big_file(tmp_path, 100_000, "report.pdf")
+    drive.faults.add("POST", r"uploadType=multipart", delay=0.3)
+    backend = drive_backend(drive)
+
+    async def scenario():
+        task = asyncio.create_task(backend.upload_file(source, "report.pdf", "application/pdf"))
+        while not [r for r in drive.requests if "uploadType=multipart" in r.path]:
+            await asyncio.sleep(0.01)
+        task.cancel()  # what Pause does; the request is already on its way
+        try:
+            return await task
+        finally:
+            await backend.aclose()
+
+    info = run(scenario())
+    assert info.name == "report.pdf"
+    assert len(drive.files_named("report.pdf")) == 1

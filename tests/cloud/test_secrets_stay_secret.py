@@ -31,6 +31,9 @@ def clouds(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
             monkeypatch.setenv(name, value)
         yield google, ms
     logging.getLogger().handlers = [h for h in logging.getLogger().handlers if not getattr(h, "kite", False)]
+    logging.getLogger().setLevel(logging.WARNING)
+    for noisy in ("httpx", "httpcore", "googleapiclient.discovery", "urllib3", "msal"):
+        logging.getLogger(noisy).setLevel(logging.NOTSET)
 
 
 def secrets_handed_out(google: GoogleEmulator, ms: MicrosoftEmulators) -> set[str]:
@@ -54,6 +57,9 @@ def test_no_secret_reaches_the_profile_or_the_logs(clouds, tmp_path: Path):
     google, ms = clouds
     profile = tmp_path / "profile"
     log_file = configure_logging(profile / "logs", logging.DEBUG)
+    # The app keeps these at WARNING; here they log everything, to prove the redaction holds even then.
+    for noisy in ("httpx", "httpcore", "googleapiclient.discovery", "urllib3", "msal"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG)
     big = tmp_path / "big.bin"
     big.write_bytes(b"k" * (6 * 1024 * 1024))
     small = tmp_path / "small.txt"
@@ -99,8 +105,9 @@ def test_redaction_takes_out_tokens_codes_and_session_urls():
     line = (
         "POST https://oauth2.googleapis.com/token code=4/abc&code_verifier=xyz refresh_token=1//rt "
         "Authorization: Bearer ya29.secret {'access_token': 'at-1', \"refresh_token\": \"rt-2\"} "
-        "PUT https://up.example/up/AbCdEf123?x=1 https://www.googleapis.com/upload/drive/v3/files?upload_id=SESSION"
+        "PUT https://up.example/up/AbCdEf123?x=1 https://www.googleapis.com/upload/drive/v3/files?upload_id=SESSION "
+        "https://contoso.sharepoint.com/_api/v2.0/uploadSession?guid=1&tempauth=eyJTEMPAUTH"
     )
     cleaned = redact(line)
-    for secret in ("4/abc", "xyz", "1//rt", "ya29.secret", "at-1", "rt-2", "AbCdEf123", "SESSION"):
+    for secret in ("4/abc", "xyz", "1//rt", "ya29.secret", "at-1", "rt-2", "AbCdEf123", "SESSION", "eyJTEMPAUTH"):
         assert secret not in cleaned, secret

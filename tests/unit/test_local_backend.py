@@ -472,3 +472,19 @@ def test_download_onto_a_full_disk_says_so_and_leaves_the_target_untouched(tmp_p
     assert "Not enough disk space" in str(result["message"])
     assert result["target"] == "the old data"
     assert result["files"] == ["dataset.csv"]
+
+
+@async_test
+async def test_files_named_outside_kites_own_rules_can_be_opened_and_deleted(
+    backend: LocalFolderBackend, root: Path, tmp_path: Path
+) -> None:
+    """A name copied from a Mac (NFD), or with a leading space, is listed; Open and Delete must work on it."""
+    odd = ["cafe\u0301.txt", " leading space.txt"]
+    for name in odd:
+        write_file(root / name, name)
+    listed = {item.name: item.key async for item in backend.iter_objects()}
+    for name in odd:
+        await backend.download_file(listed[name], tmp_path / "copy.txt")
+        assert (tmp_path / "copy.txt").read_text() == name
+        await backend.delete_object(listed[name])
+    assert all_files(root) == []
