@@ -13,7 +13,7 @@ import os
 
 from kite_desktop.auth.signin import MissingClientId, SignIn, SignInFlow
 from kite_desktop.core.models import Provider
-from kite_desktop.storage import google_api
+from kite_desktop.storage import google_api, tls
 from kite_desktop.storage.google_auth import SCOPES, credentials_to_dict
 
 NEEDS_CLIENT = (
@@ -50,6 +50,9 @@ class GoogleSignIn(SignInFlow):
         flow = Flow.from_client_config(
             config, scopes=SCOPES, redirect_uri=self.listener.redirect_uri, autogenerate_code_verifier=True
         )
+        bundle = tls.ca_file()
+        if bundle:
+            flow.oauth2session.verify = bundle
         self.url, _ = flow.authorization_url(access_type="offline", prompt="consent", state=self.state)
         self._flow = flow
         return self.url

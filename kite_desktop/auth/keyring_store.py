@@ -50,13 +50,15 @@ class KeyringTokenStore(TokenStore):
         raise TokenStoreUnavailable(reason)
 
     async def load(self, connection_id: str) -> dict[str, Any] | None:
-        if self.problem is None:
-            try:
-                raw = await self._keyring("get_password", connection_id)
-            except TokenStoreUnavailable:
-                return await self._memory.load(connection_id)
-            return json.loads(raw) if raw else await self._memory.load(connection_id)
-        return await self._memory.load(connection_id)
+        """The stored credentials; None only when the keyring answered that it has none. A keyring that
+        cannot be read raises :class:`TokenStoreUnavailable` (the account is fine, the keyring is not)."""
+        remembered = await self._memory.load(connection_id)
+        if remembered is not None:
+            return remembered
+        if self.problem is not None:
+            raise TokenStoreUnavailable(self.problem)
+        raw = await self._keyring("get_password", connection_id)
+        return json.loads(raw) if raw else None
 
     async def save(self, connection_id: str, credentials: dict[str, Any]) -> None:
         await self._memory.save(connection_id, credentials)

@@ -72,7 +72,7 @@ class IntegrityError(KiteError):
     """What arrived is not what was sent (size or hash mismatch)."""
 
     title = "Transfer check failed"
-    hint = "The transfer was not kept; try again."
+    hint = "The transfer was not kept; use Retry."
 
 
 class CatalogError(KiteError):

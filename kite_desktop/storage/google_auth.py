@@ -18,7 +18,7 @@ import google.auth.transport.requests
 from google.oauth2.credentials import Credentials
 
 from kite_desktop.core.errors import CloudConnectionError, ConnectionUnavailableError
-from kite_desktop.storage import google_api
+from kite_desktop.storage import google_api, tls
 
 SCOPES = ["https://www.googleapis.com/auth/drive.file"]
 CredentialsSaver = Callable[[dict[str, Any]], None]
@@ -81,6 +81,9 @@ class GoogleTokens:
                 import requests
 
                 self._session = requests.Session()
+                bundle = tls.ca_file()
+                if bundle:
+                    self._session.verify = bundle
             request = google.auth.transport.requests.Request(self._session)
             try:
                 await asyncio.to_thread(self.credentials.refresh, request)

@@ -13,10 +13,10 @@ and are checked before the rename. Object keys are Drive file ids.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import io
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,7 +33,7 @@ from kite_desktop.core.errors import (
 )
 from kite_desktop.core.models import ObjectInfo, ObjectPage, ProgressCallback
 from kite_desktop.core.names import clean_relative_path
-from kite_desktop.storage import files, google_api
+from kite_desktop.storage import files, google_api, tls
 from kite_desktop.storage.base import ConflictPolicy, StorageBackend
 from kite_desktop.storage.google_auth import SCOPES, CredentialsSaver, GoogleTokens
 from kite_desktop.storage.google_drive_listing import DriveFolders, drive_page, info_from_file
@@ -87,9 +87,7 @@ class GoogleDriveBackend(StorageBackend):
         self._tokens = GoogleTokens(credentials, on_credentials_changed)
         self._retry = retry or RetryPolicy()
         self._chunk_size = chunk_size
-        self._http = google_api.BearerHttp(
-            lambda: self._tokens.access_token, timeout, os.environ.get("KITE_CA_BUNDLE") or None
-        )
+        self._http = google_api.BearerHttp(lambda: self._tokens.access_token, timeout, tls.ca_file())
         self._root = api_root or google_api.api_root()
         self._service: Any = None
         self.folders = DriveFolders(self, folder_name)
@@ -261,10 +259,16 @@ class GoogleDriveBackend(StorageBackend):
                         progress,
                         file_id=file_id,
                     )
-            await asyncio.to_thread(media.finish)
+            try:
+                await asyncio.to_thread(media.finish)
+                self._check_upload(result, media, path)
+            except KiteError:
+                if existing is None:  # a file this upload created: do not leave mixed content behind
+                    with contextlib.suppress(KiteError):
+                        await self.delete_object(str(result["id"]))
+                raise
         finally:
             await asyncio.to_thread(media.close)
-        self._check_upload(result, media, path)
         if progress is not None:
             progress(media.size())
         prefix = f"{folder_parts}/" if folder_parts else ""
@@ -337,7 +341,7 @@ class GoogleDriveBackend(StorageBackend):
         if size != media.size() or (md5 and md5 != media.md5()):
             raise IntegrityError(
                 f"Google Drive stored {path.name} with a different size or checksum than the file has.",
-                hint="Kite will upload it again.",
+                hint="Nothing was kept; use Retry.",
             )
 
     # -- downloads ----------------------------------------------------------------------------------------

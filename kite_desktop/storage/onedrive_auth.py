@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kite_desktop.core.errors import CloudConnectionError, ConnectionUnavailableError
+from kite_desktop.storage import tls
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,8 @@ def client_id() -> str:
 
 
 def ca_bundle() -> str | None:
-    """An extra CA to trust (a corporate proxy, or the tests' emulator); the system's CAs stay trusted."""
-    return os.environ.get("KITE_CA_BUNDLE") or None
+    """A CA file trusting the usual CAs plus ``KITE_CA_BUNDLE`` (see ``tls.py``); None for requests' default."""
+    return tls.ca_file()
 
 
 @functools.cache

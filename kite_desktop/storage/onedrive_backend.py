@@ -30,8 +30,9 @@ from kite_desktop.core.errors import (
 )
 from kite_desktop.core.models import ObjectInfo, ObjectPage, ProgressCallback
 from kite_desktop.core.names import clean_relative_path
+from kite_desktop.storage import tls
 from kite_desktop.storage.base import ConflictPolicy, StorageBackend
-from kite_desktop.storage.onedrive_auth import SCOPES, CredentialsSaver, MicrosoftTokens, ca_bundle, graph_url
+from kite_desktop.storage.onedrive_auth import SCOPES, CredentialsSaver, MicrosoftTokens, graph_url
 from kite_desktop.storage.onedrive_transfer import download_item, upload_session
 from kite_desktop.storage.retry import RetryPolicy, parse_retry_after
 
@@ -103,10 +104,10 @@ class OneDriveBackend(StorageBackend):
         """The HTTP client, made on first use (constructing the backend does no I/O)."""
         if self._client is None:
             verify: ssl.SSLContext | bool = True
-            bundle = ca_bundle()
-            if bundle:
+            extra = tls.extra_bundle()
+            if extra:  # the system's CAs plus the extra one
                 verify = ssl.create_default_context()
-                verify.load_verify_locations(cafile=bundle)
+                verify.load_verify_locations(cafile=extra)
             self._client = httpx.AsyncClient(timeout=httpx.Timeout(self._timeout, connect=15.0), verify=verify)
         return self._client
 

@@ -146,15 +146,21 @@ async def upload_session(
                 raise NameConflictError(f"Kite could not find a free name for {name} in OneDrive.")
         else:
             item = await _session_upload(backend, name, reader, _BEHAVIOUR[conflict], progress)
-        local_hash = await asyncio.to_thread(reader.finish)
+        try:
+            local_hash = await asyncio.to_thread(reader.finish)
+            remote_hash = ((item.get("file") or {}).get("hashes") or {}).get("quickXorHash")
+            if int(item.get("size", -1)) != reader.size or (remote_hash and remote_hash != local_hash):
+                raise IntegrityError(
+                    f"OneDrive stored {name} with a different size or hash than the file has.",
+                    hint="Nothing was kept; use Retry.",
+                )
+        except KiteError:
+            if conflict != "replace":  # a copy this upload created: do not leave mixed content behind
+                with contextlib.suppress(KiteError):
+                    await backend.delete_object(str(item["id"]))
+            raise
     finally:
         await asyncio.to_thread(reader.close)
-    remote_hash = ((item.get("file") or {}).get("hashes") or {}).get("quickXorHash")
-    if int(item.get("size", -1)) != reader.size or (remote_hash and remote_hash != local_hash):
-        raise IntegrityError(
-            f"OneDrive stored {name} with a different size or hash than the file has.",
-            hint="Kite will upload it again.",
-        )
     if progress is not None:
         progress(reader.size)
     return item
@@ -279,8 +285,8 @@ async def _look_up(backend: OneDriveBackend, name: str, reader: FragmentSource) 
 
     try:
         response = await backend.graph("GET", item_path(name), what="Upload check")
-    except KiteError:
-        return None
+    except NotFoundError:
+        return None  # other errors propagate: "could not look" is not "not there", which would mean a copy
     item = dict(response.json())
     local_hash = await asyncio.to_thread(reader.finish)
     remote_hash = ((item.get("file") or {}).get("hashes") or {}).get("quickXorHash")

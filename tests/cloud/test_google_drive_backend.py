@@ -400,3 +400,24 @@ def test_a_paused_small_upload_that_completed_anyway_is_reported_done_not_copied
     info = run(scenario())
     assert info.name == "report.pdf"
     assert len(drive.files_named("report.pdf")) == 1
+
+
+def test_a_file_that_changes_during_upload_leaves_nothing_in_drive(drive: GoogleEmulator, tmp_path: Path):
+    from kite_desktop.core.errors import SourceFileError
+
+    source = big_file(tmp_path, 6 * 1024 * 1024, "growing.log")
+    backend = drive_backend(drive)
+
+    def grow(done: int) -> None:
+        with open(source, "ab") as handle:  # another program keeps writing while Kite uploads
+            handle.write(b"more")
+
+    async def scenario() -> None:
+        try:
+            await backend.upload_file(source, source.name, "text/plain", grow)
+        finally:
+            await backend.aclose()
+
+    with pytest.raises(SourceFileError, match="changed while"):
+        run(scenario())
+    assert drive.files_named("growing.log") == []

@@ -284,3 +284,24 @@ def test_a_fragment_the_session_already_has_is_skipped_after_416(ms: MicrosoftEm
     assert ms.graph.item_bytes(item.id) == source.read_bytes()
     status_reads = [r for r in ms.graph.requests if r.method == "GET" and r.path.startswith("/up/")]
     assert status_reads, "after 416 the backend asked the session which ranges it still expects"
+
+
+def test_a_file_that_changes_during_upload_leaves_nothing_in_onedrive(ms: MicrosoftEmulators, tmp_path: Path):
+    from kite_desktop.core.errors import SourceFileError
+
+    source = data_file(tmp_path, 4 * FRAGMENT, "growing.log")
+    backend = onedrive_backend(ms)
+
+    def grow(done: int) -> None:
+        with open(source, "ab") as handle:
+            handle.write(b"more")
+
+    async def scenario() -> None:
+        try:
+            await backend.upload_file(source, source.name, "text/plain", grow)
+        finally:
+            await backend.aclose()
+
+    with pytest.raises(SourceFileError, match="changed while"):
+        run(scenario())
+    assert ms.graph.items_named("growing.log") == []
