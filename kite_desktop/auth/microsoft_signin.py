@@ -20,9 +20,9 @@ from kite_desktop.storage import onedrive_auth
 
 NEEDS_CLIENT = (
     "Kite needs a Microsoft app registration to connect OneDrive. Register a 'public client / native' app in "
-    "the Microsoft Entra admin center (App registrations), add the redirect URIs http://localhost and http://127.0.0.1 and the "
-    "delegated permissions Files.ReadWrite.AppFolder and User.Read, then set KITE_MS_CLIENT_ID (see the README "
-    "section 'Use your own Google / Microsoft app registration')."
+    "the Microsoft Entra admin center (App registrations), add the redirect URIs http://localhost and "
+    "http://127.0.0.1 and the delegated permissions Files.ReadWrite.AppFolder and User.Read, then set "
+    "KITE_MS_CLIENT_ID (see the README section 'Use your own Google / Microsoft app registration')."
 )
 
 
