@@ -23,7 +23,7 @@ from kite_desktop.storage import google_drive_backend
 from kite_desktop.storage.google_drive_backend import GoogleDriveBackend
 from tests.cloud.google_support import CHUNK, drive_backend
 from tests.emulators.google import GoogleEmulator
-from tests.unit.backend_contract import BackendContract
+from tests.unit.backend_contract import SEED_METHODS, BackendContract
 
 
 @pytest.fixture
@@ -64,15 +64,7 @@ async def upload(backend: GoogleDriveBackend, path: Path, name: str | None = Non
 # -- the seed's must-haves -------------------------------------------------------------------------------
 def test_seed_shape_holds(drive: GoogleEmulator):
     assert google_drive_backend.CloudConnectionError is CloudConnectionError
-    for method in (
-        "put_object",
-        "get_object",
-        "delete_object",
-        "presigned_get_url",
-        "health_check",
-        "generate_presigned_put_url",
-        "stat_object",
-    ):
+    for method in SEED_METHODS:
         assert inspect.iscoroutinefunction(getattr(GoogleDriveBackend, method)), method
     backend = GoogleDriveBackend(
         {

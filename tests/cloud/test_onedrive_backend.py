@@ -22,7 +22,7 @@ from kite_desktop.storage.onedrive_backend import CHUNK_SIZE, OneDriveBackend
 from kite_desktop.storage.quickxorhash import quickxorhash_b64
 from tests.cloud.ms_support import FRAGMENT, credentials, onedrive_backend
 from tests.emulators.microsoft import MicrosoftEmulators
-from tests.unit.backend_contract import BackendContract
+from tests.unit.backend_contract import SEED_METHODS, BackendContract
 
 
 @pytest.fixture
@@ -67,15 +67,7 @@ def uploads_to(ms: MicrosoftEmulators) -> list:
 def test_seed_shape_holds(ms: MicrosoftEmulators):
     assert CHUNK_SIZE == 10 * 1024 * 1024 and CHUNK_SIZE % (320 * 1024) == 0
     assert onedrive_module.CloudConnectionError is google_drive_backend.CloudConnectionError is CloudConnectionError
-    for method in (
-        "put_object",
-        "get_object",
-        "delete_object",
-        "presigned_get_url",
-        "health_check",
-        "generate_presigned_put_url",
-        "stat_object",
-    ):
+    for method in SEED_METHODS:
         assert inspect.iscoroutinefunction(getattr(OneDriveBackend, method)), method
     backend = OneDriveBackend({"access_token": "x", "refresh_token": "y", "expires_at": "2099-01-01T00:00:00"})
 
