@@ -38,7 +38,7 @@ from kite_desktop.storage.base import ConflictPolicy, StorageBackend
 from kite_desktop.storage.google_auth import SCOPES, CredentialsSaver, GoogleTokens
 from kite_desktop.storage.google_drive_listing import DriveFolders, drive_page, info_from_file
 from kite_desktop.storage.google_media import ChunkedFileMedia, HashingWriter
-from kite_desktop.storage.retry import RetryPolicy, parse_retry_after
+from kite_desktop.storage.retry import Failure, RetryPolicy, parse_retry_after, with_retries
 from kite_desktop.storage.threads import finishing_thread
 
 __all__ = ["SCOPES", "CloudConnectionError", "GoogleDriveBackend"]
@@ -109,36 +109,27 @@ class GoogleDriveBackend(StorageBackend):
         return await self.retrying(lambda: finishing_thread(lambda: make(self.service).execute()), what=what)
 
     async def retrying(self, attempt: Callable[[], Awaitable[T]], *, what: str = "Google Drive") -> T:
-        refreshed = False
-        for number in range(self._retry.attempts):
-            if self._tokens.needs_refresh():
-                await self._tokens.refresh()
-            token = self._tokens.access_token
-            try:
-                return await attempt()
-            except HttpError as error:
-                status, reason = google_api.status_of(error), google_api.error_reason(error)
-                if status == 401 and not refreshed:
-                    refreshed = True
-                    await self._tokens.refresh(stale_token=token)
-                    continue
-                retry_after = parse_retry_after(error.resp.get("retry-after"))
+        def classify(exc: BaseException) -> Failure | None:
+            if isinstance(exc, HttpError):
+                status, reason = google_api.status_of(exc), google_api.error_reason(exc)
                 retryable = status == 429 or status >= 500 or (status == 403 and reason in RETRYABLE_REASONS)
-                if not retryable or number + 1 >= self._retry.attempts:
-                    raise self._translate(error, what) from None
-                if retry_after is not None and retry_after > self._retry.max_retry_after:
-                    raise self._translate(error, what) from None
-                log.info("%s answered %s %s; retrying", what, status, reason)
-                await self._retry.sleep(number, retry_after)
-            except TRANSPORT_ERRORS as error:
-                if number + 1 >= self._retry.attempts:
-                    raise ConnectionUnavailableError(
-                        f"Google Drive cannot be reached ({type(error).__name__}).",
+                return Failure(
+                    self._translate(exc, what),
+                    retry=retryable,
+                    refresh=status == 401,
+                    retry_after=parse_retry_after(exc.resp.get("retry-after")),
+                )
+            if isinstance(exc, TRANSPORT_ERRORS):
+                return Failure(
+                    ConnectionUnavailableError(
+                        f"Google Drive cannot be reached ({type(exc).__name__}).",
                         hint="Check the internet connection; then refresh (F5) or Retry.",
-                    ) from None
-                log.info("%s: connection problem (%s); retrying", what, type(error).__name__)
-                await self._retry.sleep(number)
-        raise AssertionError("unreachable")
+                    ),
+                    retry=True,
+                )
+            return None
+
+        return await with_retries(attempt, classify, self._retry, self._tokens, what)
 
     @staticmethod
     def _translate(error: HttpError, what: str) -> KiteError:

@@ -34,7 +34,7 @@ from kite_desktop.storage import tls
 from kite_desktop.storage.base import ConflictPolicy, StorageBackend
 from kite_desktop.storage.onedrive_auth import SCOPES, CredentialsSaver, MicrosoftTokens, graph_url
 from kite_desktop.storage.onedrive_transfer import download_item, upload_session
-from kite_desktop.storage.retry import RetryPolicy, parse_retry_after
+from kite_desktop.storage.retry import Failure, RetryPolicy, parse_retry_after, with_retries
 
 __all__ = ["CHUNK_SIZE", "SCOPES", "CloudConnectionError", "OneDriveBackend"]
 
@@ -135,35 +135,25 @@ class OneDriveBackend(StorageBackend):
         return await self.retrying(attempt, what=what, authorized=True)
 
     async def retrying(self, attempt: Callable[[], Awaitable[T]], *, what: str, authorized: bool = False) -> T:
-        refreshed = False
-        for number in range(self.retry.attempts):
-            if authorized and self._tokens.needs_refresh():
-                await self._tokens.refresh()
-            token = self._tokens.access_token
-            try:
-                return await attempt()
-            except GraphError as error:
-                if error.status == 401 and authorized and not refreshed:
-                    refreshed = True
-                    await self._tokens.refresh(stale_token=token)
-                    continue
-                retryable = error.status in (429, 500, 502, 503, 504)
-                if not retryable or number + 1 >= self.retry.attempts:
-                    raise self.translate(error) from None
-                retry_after = getattr(error, "retry_after", None)
-                if retry_after is not None and retry_after > self.retry.max_retry_after:
-                    raise self.translate(error) from None
-                log.info("%s answered %s %s; retrying", what, error.status, error.code)
-                await self.retry.sleep(number, retry_after)
-            except httpx.TransportError as error:
-                if number + 1 >= self.retry.attempts:
-                    raise ConnectionUnavailableError(
-                        f"OneDrive cannot be reached ({type(error).__name__}).",
+        def classify(exc: BaseException) -> Failure | None:
+            if isinstance(exc, GraphError):
+                return Failure(
+                    self.translate(exc),
+                    retry=exc.status in (429, 500, 502, 503, 504),
+                    refresh=exc.status == 401 and authorized,
+                    retry_after=getattr(exc, "retry_after", None),
+                )
+            if isinstance(exc, httpx.TransportError):
+                return Failure(
+                    ConnectionUnavailableError(
+                        f"OneDrive cannot be reached ({type(exc).__name__}).",
                         hint="Check the internet connection; then refresh (F5) or Retry.",
-                    ) from None
-                log.info("%s: connection problem (%s); retrying", what, type(error).__name__)
-                await self.retry.sleep(number)
-        raise AssertionError("unreachable")
+                    ),
+                    retry=True,
+                )
+            return None
+
+        return await with_retries(attempt, classify, self.retry, self._tokens if authorized else None, what)
 
     @staticmethod
     def error(response: httpx.Response, what: str) -> GraphError:

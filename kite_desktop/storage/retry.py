@@ -7,9 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import logging
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -46,3 +52,57 @@ def parse_retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, moment.timestamp() - time.time())
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What a backend makes of one failed attempt."""
+
+    error: BaseException
+    """What to raise when Kite gives up (already a KiteError with words for people)."""
+    retry: bool = False
+    refresh: bool = False
+    """The token was refused (401): renew it once and try again."""
+    retry_after: float | None = None
+
+
+class Tokens(Protocol):
+    @property
+    def access_token(self) -> str: ...
+
+    def needs_refresh(self) -> bool: ...
+
+    async def refresh(self, stale_token: str | None = None) -> None: ...
+
+
+async def with_retries(
+    attempt: Callable[[], Awaitable[T]],
+    classify: Callable[[BaseException], Failure | None],
+    policy: RetryPolicy,
+    tokens: Tokens | None,
+    what: str,
+) -> T:
+    """Run ``attempt`` until it succeeds: the token renewed once on a 401, back-off on what ``classify`` calls
+    retryable (honouring Retry-After, up to ``policy.max_retry_after``), and a clear error in the end.
+    Exceptions ``classify`` does not know (None) pass through unchanged."""
+    refreshed = False
+    for number in range(policy.attempts):
+        if tokens is not None and tokens.needs_refresh():
+            await tokens.refresh()
+        token = tokens.access_token if tokens is not None else None
+        try:
+            return await attempt()
+        except Exception as exc:
+            failure = classify(exc)
+            if failure is None:
+                raise
+            if failure.refresh and tokens is not None and not refreshed:
+                refreshed = True
+                await tokens.refresh(stale_token=token)
+                continue
+            waited_too_long = failure.retry_after is not None and failure.retry_after > policy.max_retry_after
+            if not failure.retry or waited_too_long or number + 1 >= policy.attempts:
+                raise failure.error from None
+            log.info("%s failed (%s); retrying", what, failure.error)
+            await policy.sleep(number, failure.retry_after)
+    raise AssertionError("unreachable")
