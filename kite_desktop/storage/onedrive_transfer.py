@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,58 +50,67 @@ class SessionGone(Exception):
 
 
 class FragmentSource:
-    """Reads a file (or bytes) by offset and hashes it in order, once, whatever was re-sent."""
+    """Reads a file (or bytes) by offset into one reusable buffer, and hashes it in order, once, whatever was
+    re-sent. Reusing the buffer matters: a fresh 10 MiB ``bytes`` per fragment, made in one worker thread and
+    freed in another, leaves the allocator holding hundreds of MiB (docs/performance.md)."""
 
     def __init__(
         self,
         size: int,
-        read_at: Callable[[int, int], bytes],
+        readinto_at: Callable[[memoryview, int], int],
         close: Callable[[], None] | None = None,
         check: Callable[[], None] | None = None,
     ):
         self.size = size
-        self._read_at = read_at
+        self._readinto_at = readinto_at
         self._close = close
         self._check = check
         self._hash = QuickXorHash()
         self._hashed = 0
+        self._buffer: bytearray | None = None
 
     @classmethod
     def open(cls, source: Path | bytes) -> FragmentSource:
         if isinstance(source, bytes):
-            view = memoryview(source)
-            return cls(len(source), lambda at, n: bytes(view[at : at + n]))
+            data = memoryview(source)
+
+            def copy(view: memoryview, at: int) -> int:
+                piece = data[at : at + len(view)]
+                view[: len(piece)] = piece
+                return len(piece)
+
+            return cls(len(source), copy)
         fd, before = files.open_source(source)
         return cls(
             before.st_size,
-            lambda at, n: os.pread(fd, n, at),
+            lambda view, at: os.preadv(fd, [view], at),
             lambda: os.close(fd),
             lambda: files.check_unchanged(source, before, fd, before.st_size),
         )
 
-    def read(self, offset: int, length: int) -> bytes:
-        chunks: list[bytes] = []
-        at, left = offset, length
-        while left > 0:
+    def read(self, offset: int, length: int) -> memoryview:
+        """``length`` bytes at ``offset``, in the source's own buffer (valid until the next read)."""
+        if self._buffer is None or len(self._buffer) < length:
+            self._buffer = bytearray(length)
+        view = memoryview(self._buffer)[:length]
+        done = 0
+        while done < length:
             try:
-                data = self._read_at(at, left)
+                got = self._readinto_at(view[done:], offset + done)
             except OSError as exc:
                 raise SourceFileError(
                     f"The file could not be read: {exc.strerror or exc}.",
                     hint="Check that the disk or USB stick is still connected.",
                 ) from None
-            if not data:
+            if not got:
                 raise SourceFileError(
                     "The file became shorter while it was being uploaded.", title="File changed during transfer"
                 )
-            chunks.append(data)
-            at += len(data)
-            left -= len(data)
-        data = b"".join(chunks)
-        if offset <= self._hashed < offset + len(data):
-            self._hash.update(memoryview(data)[self._hashed - offset :])
-            self._hashed = offset + len(data)
-        return data
+            done += got
+        if offset <= self._hashed < offset + length:
+            self._hash.update(view[self._hashed - offset :])
+            self._hashed = offset + length
+        return view
 
     def finish(self) -> str:
         """The file's QuickXorHash (reading what was never sent in order), after checking it did not change."""
@@ -217,10 +226,10 @@ async def _send_fragments(
     while True:
         end = min(offset + backend.chunk_size, reader.size)
         data = await asyncio.to_thread(reader.read, offset, end - offset)
-        headers = {"Content-Range": f"bytes {offset}-{end - 1}/{reader.size}"}
+        headers = {"Content-Range": f"bytes {offset}-{end - 1}/{reader.size}", "Content-Length": str(len(data))}
         final_sent = final_sent or end == reader.size
         try:
-            response = await backend.client.put(url, content=data, headers=headers)
+            response = await backend.client.put(url, content=_pieces(data), headers=headers)
         except httpx.TransportError as dropped:
             failures = await _failed(backend, failures, f"connection problem ({type(dropped).__name__})")
             offset = await _expected(backend, url, final_sent)
@@ -246,6 +255,12 @@ async def _send_fragments(
             offset = await _expected(backend, url, final_sent)
             continue
         raise backend.translate(error)
+
+
+async def _pieces(view: memoryview, size: int = 256 * 1024) -> AsyncIterator[bytes]:
+    """The fragment for httpx in small pieces from the reused buffer (no 10 MiB copy per fragment)."""
+    for start in range(0, len(view), size):
+        yield bytes(view[start : start + size])
 
 
 async def _failed(backend: OneDriveBackend, failures: int, why: str, retry_after: float | None = None) -> int:
