@@ -20,8 +20,8 @@ test: system-deps venv ## set up and run every test (headless, with a throwaway 
 	QT_QPA_PLATFORM=offscreen tests/with_keyring.sh $(BIN)/python -m pytest
 
 lint: venv
-	$(BIN)/ruff check kite_desktop tests docs
-	$(BIN)/ruff format --check kite_desktop tests docs
+	$(BIN)/ruff check kite_desktop tests docs bench
+	$(BIN)/ruff format --check kite_desktop tests docs bench
 	$(BIN)/mypy
 
 system-deps:
