@@ -53,6 +53,11 @@ MIGRATIONS: list[str] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+def now() -> str:
+    """The catalog's timestamp format (UTC, ISO 8601; compares in time order as text)."""
+    return _now()
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat()
 
@@ -268,8 +273,14 @@ class Catalog:
             ),
         )
 
-    def reconcile(self, connection_id: str, listing: Iterable[ObjectInfo]) -> list[Document]:
-        """Make the catalog match a complete listing: add, update, and drop what is gone."""
+    def reconcile(
+        self, connection_id: str, listing: Iterable[ObjectInfo], started: str | None = None
+    ) -> list[Document]:
+        """Make the catalog match a complete listing: add, update, and drop what is gone.
+
+        ``started`` is when the listing began: a row written after that (an upload that finished while the
+        listing was being read) is newer than the listing and stays.
+        """
         with self._transaction() as db:
             keys: list[str] = []
             for info in listing:
@@ -279,8 +290,9 @@ class Catalog:
             db.execute("DELETE FROM seen_keys")
             db.executemany("INSERT OR IGNORE INTO seen_keys VALUES (?)", ((k,) for k in keys))
             db.execute(
-                "DELETE FROM documents WHERE connection_id=? AND remote_key NOT IN (SELECT key FROM seen_keys)",
-                (connection_id,),
+                "DELETE FROM documents WHERE connection_id=? AND remote_key NOT IN (SELECT key FROM seen_keys)"
+                " AND (? IS NULL OR updated_at < ?)",
+                (connection_id, started, started),
             )
             db.execute("DELETE FROM seen_keys")
         return self.documents(connection_id)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kite_desktop.core.catalog import Catalog
+from kite_desktop.core.catalog import now as catalog_now
 from kite_desktop.core.errors import (
     CloudConnectionError,
     ConnectionUnavailableError,
@@ -266,6 +267,7 @@ class KiteService:
 
     async def refresh(self, connection_id: str) -> list[Document]:
         """List everything the connection holds and make the catalog match it."""
+        started = catalog_now()
         try:
             backend = await self.backend(connection_id)
             listing = [item async for item in backend.iter_objects()]
@@ -274,7 +276,7 @@ class KiteService:
             if not isinstance(exc, CloudConnectionError | ConnectionUnavailableError):
                 await self._set_status(connection_id, ConnectionStatus.ERROR, exc.describe())
             raise
-        documents = await asyncio.to_thread(self.catalog.reconcile, connection_id, listing)
+        documents = await asyncio.to_thread(self.catalog.reconcile, connection_id, listing, started)
         await self._set_status(connection_id, ConnectionStatus.CONNECTED, refreshed=True)
         self.transfers.release(connection_id)
         self.documents_changed.emit(connection_id)

@@ -238,3 +238,21 @@ def test_writes_from_many_threads_all_land(catalog: Catalog) -> None:
 
     assert len(catalog.documents("c1")) == 240
     assert catalog.integrity_ok()
+
+
+def test_a_document_written_while_a_listing_was_read_survives_the_reconcile(tmp_path):
+    from datetime import UTC, datetime
+
+    from kite_desktop.core.catalog import Catalog, now
+    from kite_desktop.core.models import ObjectInfo
+
+    catalog = Catalog(tmp_path / "catalog.sqlite3")
+    old = ObjectInfo("old.pdf", "old.pdf", 1, modified=datetime(2026, 1, 1, tzinfo=UTC))
+    gone = ObjectInfo("gone.pdf", "gone.pdf", 1, modified=datetime(2026, 1, 1, tzinfo=UTC))
+    catalog.reconcile("c", [old, gone])
+    started = now()  # the refresh starts listing; the listing will have "old.pdf" only
+    fresh = ObjectInfo("fresh.pdf", "fresh.pdf", 1)
+    catalog.upsert("c", fresh)  # an upload finishes meanwhile
+    names = [d.name for d in catalog.reconcile("c", [old], started)]
+    catalog.close()
+    assert names == ["fresh.pdf", "old.pdf"], "the upload stays; what really went away is dropped"
