@@ -21,6 +21,13 @@ from googleapiclient.discovery import build_from_document
 from googleapiclient.errors import HttpError
 from googleapiclient.http import build_http
 
+from kite_desktop.core.errors import KiteError
+
+
+class DuplicateIdError(KiteError):
+    """A create with a reserved id that already exists: an earlier, unanswered attempt did succeed."""
+
+
 GOOGLE_API_ROOT = "https://www.googleapis.com/"
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
 GOOGLE_AUTH_URI = "https://accounts.google.com/o/oauth2/auth"

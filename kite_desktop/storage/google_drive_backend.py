@@ -35,6 +35,7 @@ from kite_desktop.core.models import ObjectInfo, ObjectPage, ProgressCallback
 from kite_desktop.core.names import clean_relative_path
 from kite_desktop.storage import files, google_api, tls
 from kite_desktop.storage.base import ConflictPolicy, StorageBackend
+from kite_desktop.storage.google_api import DuplicateIdError
 from kite_desktop.storage.google_auth import SCOPES, CredentialsSaver, GoogleTokens
 from kite_desktop.storage.google_drive_listing import DriveFolders, drive_page, info_from_file
 from kite_desktop.storage.google_media import ChunkedFileMedia, HashingWriter
@@ -59,10 +60,6 @@ try:  # httplib2 raises its own errors for broken connections
     TRANSPORT_ERRORS = (*TRANSPORT_ERRORS, httplib2.HttpLib2Error)
 except ImportError:  # pragma: no cover
     pass
-
-
-class DuplicateIdError(KiteError):
-    """A create with a reserved id that already exists: an earlier, unanswered attempt did succeed."""
 
 
 class GoogleDriveBackend(StorageBackend):
@@ -163,7 +160,7 @@ class GoogleDriveBackend(StorageBackend):
         self, user_id: str, document_id: str, file_bytes: bytes, extension: str, content_type: str
     ) -> str:
         parent = await self.folders.root_id()
-        file_id = await self._reserve_id()
+        file_id = await self.reserve_id()
         body = {"id": file_id, "name": f"{document_id}{extension}", "parents": [parent]}
         media = ChunkedFileMedia.from_bytes(file_bytes, content_type)
         result = await self._create_multipart(body, media)
@@ -213,7 +210,7 @@ class GoogleDriveBackend(StorageBackend):
         return await drive_page(self, page_token, max(1, min(page_size, 1000)))
 
     # -- uploads ---------------------------------------------------------------------------------------------
-    async def _reserve_id(self) -> str:
+    async def reserve_id(self) -> str:
         answer = await self.call(lambda s: s.files().generateIds(count=1, space="drive", type="files"))
         return str(answer["ids"][0])
 
@@ -239,7 +236,7 @@ class GoogleDriveBackend(StorageBackend):
                     lambda s: s.files().update(fileId=existing, media_body=media, fields=FILE_FIELDS), media, progress
                 )
             else:
-                file_id = await self._reserve_id()
+                file_id = await self.reserve_id()
                 body = {"id": file_id, "name": base, "parents": [parent], "mimeType": content_type}
                 if media.size() <= MULTIPART_LIMIT:
                     result = await self._create_multipart(body, media)

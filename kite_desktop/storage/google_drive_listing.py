@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from kite_desktop.core.errors import NameConflictError
 from kite_desktop.core.models import ObjectInfo, ObjectPage
 from kite_desktop.core.names import numbered
+from kite_desktop.storage.google_api import DuplicateIdError
 
 if TYPE_CHECKING:
     from kite_desktop.storage.google_drive_backend import GoogleDriveBackend
@@ -82,11 +84,12 @@ class DriveFolders:
         )
         if found.get("files"):
             return str(found["files"][0]["id"])
-        created = await self._backend.call(
-            lambda s: s.files().create(body={"name": name, "mimeType": FOLDER_MIME, "parents": [parent]}, fields="id"),
-            what="Folder creation",
-        )
-        return str(created["id"])
+        # A reserved id makes the create safe to retry: a lost answer cannot leave two folders of this name.
+        folder_id = await self._backend.reserve_id()
+        body = {"id": folder_id, "name": name, "mimeType": FOLDER_MIME, "parents": [parent]}
+        with contextlib.suppress(DuplicateIdError):  # an earlier attempt whose answer was lost did create it
+            await self._backend.call(lambda s: s.files().create(body=body, fields="id"), what="Folder creation")
+        return folder_id
 
     async def existing(self, parent: str, name: str) -> list[str]:
         query = f"name = {quote(name)} and {quote(parent)} in parents and trashed = false"

@@ -413,3 +413,11 @@ def test_a_file_that_changes_during_upload_leaves_nothing_in_drive(drive: Google
     with pytest.raises(SourceFileError, match="changed while"):
         run(scenario())
     assert drive.files_named("growing.log") == []
+
+
+def test_a_lost_answer_to_the_folder_creation_does_not_make_two_kite_folders(drive: GoogleEmulator, tmp_path: Path):
+    drive.lose_response("POST", r"/drive/v3/files\?")  # the folder is made, the answer is lost
+    info = run(upload(drive_backend(drive), big_file(tmp_path, 100, "a.txt")))
+    assert info.name == "a.txt"
+    kite_folders = [f for f in drive.all_files() if f.name == "Kite"]
+    assert len(kite_folders) == 1
