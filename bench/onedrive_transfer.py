@@ -58,16 +58,26 @@ import multiprocessing
 import os
 import statistics
 import sys
-import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from bench.google_drive_transfer import Probe, _table, file_md5, isolated, machine, make_file, save, summarize
+from bench.google_drive_transfer import (
+    Probe,
+    _stop_on_sigterm,
+    _table,
+    _workdir,
+    file_md5,
+    isolated,
+    machine,
+    make_file,
+    save,
+    summarize,
+)
 
 MiB = 1024 * 1024
 MB = 1_000_000
@@ -870,22 +880,6 @@ def print_hash_share(share: dict[str, Any]) -> None:
         share_outside = timed["hash_seconds"] / timed["seconds_without_emulator_work"] * 100
         line += f"; {share_outside:.0f} % of the time outside the emulator's work"
         print(line)
-
-
-def _stop_on_sigterm() -> None:
-    """Turn SIGTERM into SystemExit, so the ``with`` blocks stop the emulator and remove the test files."""
-    import signal
-
-    def stop(signum: int, frame: Any) -> None:
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, stop)
-
-
-@contextlib.contextmanager
-def _workdir(parent: str | None) -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="kite-bench-", dir=parent) as name:
-        yield Path(name)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httplib2
 from googleapiclient.errors import HttpError
 
 from kite_desktop.core.errors import (
@@ -52,14 +53,13 @@ MULTIPART_LIMIT = 5 * 1024 * 1024
 DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024  # 16 × 256 KiB: four uploads at once stay near 26 MiB (docs/performance.md)
 SESSION_RESTARTS = 3
 RETRYABLE_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "backendError", "internalError"}
-TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (OSError, TimeoutError, http.client.HTTPException)
-
-try:  # httplib2 raises its own errors for broken connections
-    import httplib2
-
-    TRANSPORT_ERRORS = (*TRANSPORT_ERRORS, httplib2.HttpLib2Error)
-except ImportError:  # pragma: no cover
-    pass
+# httplib2 raises its own errors for broken connections; http.client's IncompleteRead is a cut-off body.
+TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    http.client.HTTPException,
+    httplib2.HttpLib2Error,
+)
 
 
 class GoogleDriveBackend(StorageBackend):
