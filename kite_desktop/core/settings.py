@@ -39,6 +39,13 @@ class Settings:
     concurrent_transfers: int = 3
     conflict_policy: str = "rename"
     window_geometry: str | None = None
+    upload_limit_kib: int = 0
+    """Upload bandwidth limit in KiB/s for all transfers together; 0 means no limit."""
+    download_limit_kib: int = 0
+    start_minimised: bool = False
+    """Start with the window hidden (in the tray, where there is one)."""
+    start_at_login: bool = False
+    """Start Kite when the user logs in (XDG autostart on Linux)."""
     app_registrations: dict[str, str] = field(default_factory=dict)
     """Your own OAuth client ids (see the README): KITE_GOOGLE_CLIENT_ID, KITE_GOOGLE_CLIENT_SECRET,
     KITE_MS_CLIENT_ID. The environment wins over these."""
@@ -54,6 +61,10 @@ class Settings:
             "concurrent_transfers": self.concurrent_transfers,
             "conflict_policy": self.conflict_policy,
             "window_geometry": self.window_geometry,
+            "upload_limit_kib": self.upload_limit_kib,
+            "download_limit_kib": self.download_limit_kib,
+            "start_minimised": self.start_minimised,
+            "start_at_login": self.start_at_login,
             "app_registrations": self.app_registrations,
             "endpoints": self.endpoints,
         }
@@ -67,6 +78,10 @@ class Settings:
         policy = data.get("conflict_policy", "rename")
         settings.conflict_policy = policy if policy in CONFLICT_POLICIES else "rename"
         settings.window_geometry = data.get("window_geometry")
+        settings.upload_limit_kib = max(0, int(data.get("upload_limit_kib", 0)))
+        settings.download_limit_kib = max(0, int(data.get("download_limit_kib", 0)))
+        settings.start_minimised = bool(data.get("start_minimised", False))
+        settings.start_at_login = bool(data.get("start_at_login", False))
         registrations = data.get("app_registrations") or {}
         settings.app_registrations = {
             str(k): str(v) for k, v in registrations.items() if str(k) in APP_REGISTRATION_KEYS and v
