@@ -244,7 +244,27 @@ async def cmd_disconnect(service: KiteService, args: argparse.Namespace, out: Ou
     return EXIT_OK
 
 
+def cmd_desktop_entry(args: argparse.Namespace, out: Output) -> int:
+    """Put Kite in this user's applications menu, or take it out (Linux; needs no profile or service)."""
+    from kite_desktop import desktop_entry
+
+    if args.action == "install":
+        written = desktop_entry.install_desktop_entry()
+        out.data({"action": "install", "desktop_file": str(desktop_entry.desktop_file_path()), "files": written})
+        out.result(f"Kite Desktop is in the applications menu: {desktop_entry.desktop_file_path()}")
+        out.info(f"{len(written)} files written under {desktop_entry.data_home()}")
+        return EXIT_OK
+    removed = desktop_entry.remove_desktop_entry()
+    out.data({"action": "remove", "desktop_file": str(desktop_entry.desktop_file_path()), "files": removed})
+    if removed:
+        out.result(f"Kite Desktop is no longer in the applications menu ({len(removed)} files removed)")
+    else:
+        out.result("Kite Desktop was not in the applications menu; nothing to remove")
+    return EXIT_OK
+
+
 Command = Callable[[KiteService, argparse.Namespace, Output], Coroutine[Any, Any, int]]
+PlainCommand = Callable[[argparse.Namespace, Output], int]
 
 
 def _common_options(*, with_defaults: bool) -> argparse.ArgumentParser:
@@ -303,6 +323,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("connection", metavar="CONNECTION")
     p.add_argument("folder", metavar="FOLDER")
     p.set_defaults(func=cmd_set_folder)
+    p = sub.add_parser(
+        "desktop-entry",
+        parents=[common],
+        help="add Kite Desktop to the applications menu, or remove it (Linux)",
+        description="install: the .desktop file (starting this Kite Desktop), icons and AppStream metainfo in "
+        "$XDG_DATA_HOME (~/.local/share); remove: the same files again.",
+    )
+    p.add_argument("action", choices=["install", "remove"])
+    p.set_defaults(plain=cmd_desktop_entry)
     return parser
 
 
@@ -324,7 +353,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     out = Output(args)
+    plain: PlainCommand | None = getattr(args, "plain", None)
     try:
+        if plain is not None:  # a command about this computer, not the documents: no profile, no service
+            return plain(args, out)
         return asyncio.run(_run(args, out))
     except NotFoundError as exc:
         out.error(exc.describe())

@@ -8,7 +8,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QLineEdit, QSizePolicy, QStyle, QToolBar, QWidget
 
-from kite_desktop import __version__
+from kite_desktop import __version__, desktop_entry
 from kite_desktop.ui.dialogs import Dialogs
 
 if TYPE_CHECKING:
@@ -124,6 +124,15 @@ def build_menus_and_toolbar(window: MainWindow) -> None:
     transfers_menu.addActions([window.pause_action, window.show_transfers_action])
     help_menu = menu.addMenu("&Help")
     help_menu.addAction(window.log_folder_action)
+    if desktop_entry.supported():
+        install = make_action(
+            window,
+            "Install desktop entry",
+            lambda: install_desktop_entry(window),
+            tip="Add Kite to your desktop's applications menu, with its icon",
+        )
+        install.setObjectName("installDesktopEntryAction")
+        help_menu.addAction(install)
     help_menu.addAction(window.about_action)
 
     toolbar = QToolBar("Main", window)
@@ -177,3 +186,18 @@ def show_about(window: MainWindow) -> None:
 
 def open_log_folder(window: MainWindow) -> None:
     Dialogs.open_with_system(window.service.profile.log_dir)
+
+
+def install_desktop_entry(window: MainWindow) -> None:
+    """Help → Install desktop entry: the files are written in a worker thread; a failure shows as any other
+    error of the window (its banner), success in the status bar."""
+
+    async def install() -> None:
+        import asyncio
+
+        await asyncio.to_thread(desktop_entry.install_desktop_entry)
+        window.statusBar().showMessage(
+            f"Kite is now in your applications menu ({desktop_entry.desktop_file_path()}).", 10000
+        )
+
+    window.tasks.run(install(), name="install-desktop-entry")
