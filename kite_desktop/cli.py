@@ -175,7 +175,7 @@ async def cmd_get(service: KiteService, args: argparse.Namespace, out: Output) -
     if target.is_dir():
         target = target / document.name.rsplit("/", 1)[-1]
     service.transfers.totals_changed.connect(out.progress)
-    transfer = service.download(document, target)
+    transfer = await service.download(document, target)
     await service.transfers.wait_idle()
     out.end_progress()
     if transfer.state is not TransferState.DONE:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -142,3 +142,28 @@ class SignIn:
 
 ProgressCallback = Callable[[int], None]
 """Called with the number of bytes transferred so far, always on the event loop's thread."""
+
+
+class ResumeState:
+    """Where an interrupted upload can go on: the backend's resumable session, kept by the transfer queue.
+
+    A backend reads ``data`` when it starts (None: nothing to resume) and awaits :meth:`save` as soon as a
+    session exists, before it sends bytes that could complete it. The data holds capabilities (session URLs):
+    it is never logged, and the queue drops it when the transfer is done.
+    """
+
+    def __init__(
+        self,
+        data: dict[str, Any] | None = None,
+        saver: Callable[[dict[str, Any] | None], Awaitable[None]] | None = None,
+    ):
+        self.data = data
+        self._saver = saver
+
+    async def save(self, data: dict[str, Any] | None) -> None:
+        self.data = data
+        if self._saver is not None:
+            await self._saver(data)
+
+    def __repr__(self) -> str:  # never show the session URL
+        return f"ResumeState({'set' if self.data else 'empty'})"

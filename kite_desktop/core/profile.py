@@ -51,6 +51,16 @@ class Profile:
         return self.root / "catalog.sqlite3"
 
     @property
+    def queue_path(self) -> Path:
+        """The transfer queue's own SQLite file (durable, ``synchronous=FULL``)."""
+        return self.root / "transfers.sqlite3"
+
+    @property
+    def owners_dir(self) -> Path:
+        """One lock file per running Kite process that owns queued transfers."""
+        return self.root / "owners"
+
+    @property
     def cache_dir(self) -> Path:
         return self.root / "cache"
 

@@ -7,6 +7,8 @@ and announces changes through plain events. It never imports Qt.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import mimetypes
 import uuid
@@ -31,13 +33,17 @@ from kite_desktop.core.models import (
     ConnectionStatus,
     Document,
     Provider,
+    ResumeState,
     SignIn,
 )
+from kite_desktop.core.owner_lock import OwnerLock
 from kite_desktop.core.profile import Profile, default_local_folder
+from kite_desktop.core.queue_store import QueueJournal, QueueStore
 from kite_desktop.core.settings import Settings, SettingsStore
 from kite_desktop.core.tokens import MemoryTokenStore, TokenStore
 from kite_desktop.core.transfers import Transfer, TransferKind, TransferQueue, TransferState
 from kite_desktop.storage.base import ConflictPolicy, StorageBackend
+from kite_desktop.storage.throttle import Limits
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +73,7 @@ class KiteService:
         catalog: Catalog,
         backend_factory: BackendFactory,
         token_store: TokenStore | None = None,
+        journal: QueueJournal | None = None,
     ):
         self.profile = profile
         self.settings_store = settings_store
@@ -77,7 +84,11 @@ class KiteService:
         self._backends: dict[str, StorageBackend] = {}
         self._backend_locks: dict[str, asyncio.Lock] = {}
         self._saves: set[asyncio.Task[None]] = set()
-        self.transfers = TransferQueue(self._run_transfer, settings.concurrent_transfers)
+        self.journal = journal
+        self.limits = Limits()
+        self.limits.set(settings.upload_limit_kib, settings.download_limit_kib)
+        self.transfers = TransferQueue(self._run_transfer, settings.concurrent_transfers, journal)
+        self.transfers.changed.connect(self._on_transfer_changed)
         self.connections_changed: Event[[]] = Event()
         self.documents_changed: Event[[str]] = Event()
         self.notices: list[str] = list(settings.notices)
@@ -96,7 +107,8 @@ class KiteService:
         store = SettingsStore(profile.settings_path)
         settings = store.load()
         catalog = Catalog(profile.catalog_path)
-        service = cls(profile, store, settings, catalog, backend_factory, token_store)
+        journal = QueueJournal(QueueStore(profile.queue_path, OwnerLock(profile.owners_dir)))
+        service = cls(profile, store, settings, catalog, backend_factory, token_store, journal)
         service._create_default_folders()
         return service
 
@@ -110,9 +122,14 @@ class KiteService:
         await self.transfers.shutdown()
         if self._saves:
             await asyncio.gather(*self._saves, return_exceptions=True)
+        if self._saves:
+            await asyncio.gather(*self._saves, return_exceptions=True)
         for backend in self._backends.values():
             await backend.aclose()
         await asyncio.to_thread(self.catalog.close)
+        if self.journal is not None:
+            await self.journal.close()
+            self.journal.store.owner.release()
 
     # -- connections -----------------------------------------------------------------------------
     def connection(self, connection_id: str) -> Connection:
@@ -152,7 +169,9 @@ class KiteService:
                 def save(credentials: dict[str, Any], connection_id: str = connection_id) -> None:
                     self._persist_credentials(connection_id, credentials)
 
-                self._backends[connection_id] = await self._backend_factory(config, save)
+                backend = await self._backend_factory(config, save)
+                backend.limits = self.limits
+                self._backends[connection_id] = backend
         return self._backends[connection_id]
 
     def _persist_credentials(self, connection_id: str, credentials: dict[str, Any]) -> None:
@@ -244,6 +263,13 @@ class KiteService:
         await self._set_status(connection_id, ConnectionStatus.CONNECTED)
         self.transfers.release(connection_id)
 
+    async def save_settings(self) -> None:
+        """Write the settings and apply what changed to the running queue (concurrency, limits)."""
+        self.transfers.max_concurrent = self.settings.concurrent_transfers
+        self.limits.set(self.settings.upload_limit_kib, self.settings.download_limit_kib)
+        await asyncio.to_thread(self.settings_store.save, self.settings)
+        self.transfers.resume_scheduling()
+
     async def select_connection(self, connection_id: str) -> None:
         self.settings.selected_connection = connection_id
         await asyncio.to_thread(self.settings_store.save, self.settings)
@@ -313,11 +339,29 @@ class KiteService:
         self.documents_changed.emit(document.connection_id)
 
     # -- transfers ---------------------------------------------------------------------------------
-    async def upload(self, connection_id: str, sources: Iterable[str]) -> UploadBatch:
-        """Queue everything in ``sources`` (paths or file URLs) for upload to the connection."""
+    async def upload(self, connection_id: str, sources: Iterable[str], *, adopt: bool = False) -> UploadBatch:
+        """Queue everything in ``sources`` (paths or file URLs) for upload to the connection.
+
+        ``adopt``: take over unfinished uploads of the same files from an earlier run that is gone (the
+        ``kite upload`` command, run again after an interruption, goes on where it stopped)."""
         await self.backend(connection_id)  # fail early for an unknown connection
         intake = await asyncio.to_thread(collect, list(sources))
-        transfers = [
+        adopted: list[Transfer] = []
+        if adopt:
+            # The same files, left unfinished by an earlier run that is gone: go on with those rows.
+            wanted = {(str(item.path), item.name) for item in intake.items}
+            adopted = await self.transfers.adopt(
+                lambda row: row["kind"] == "upload"
+                and row["connection_id"] == connection_id
+                and (row["source"], row["name"]) in wanted
+            )
+        for transfer in adopted:  # asked for again: a failed or paused one gets another go
+            if transfer.state in (TransferState.FAILED, TransferState.CANCELLED):
+                self.transfers.retry(transfer.id)
+            elif transfer.state is TransferState.PAUSED:
+                self.transfers.resume_items([transfer.id])
+        resumed = {(str(t.source), t.name) for t in adopted}
+        transfers = adopted + [
             Transfer(
                 TransferKind.UPLOAD,
                 connection_id,
@@ -327,6 +371,7 @@ class KiteService:
                 message=" ".join(item.notes),
             )
             for item in intake.items
+            if (str(item.path), item.name) not in resumed
         ]
         # Skipped items are shown in the transfers panel too, each with its reason.
         skipped = [
@@ -341,10 +386,10 @@ class KiteService:
             )
             for s in intake.skipped
         ]
-        self.transfers.add(transfers + skipped)
+        await self.transfers.add([t for t in transfers + skipped if t not in adopted])
         return UploadBatch(transfers, intake.skipped, intake)
 
-    def download(self, document: Document, destination: Path) -> Transfer:
+    async def download(self, document: Document, destination: Path) -> Transfer:
         transfer = Transfer(
             TransferKind.DOWNLOAD,
             document.connection_id,
@@ -353,8 +398,27 @@ class KiteService:
             destination=Path(destination),
             document=document,
         )
-        self.transfers.add([transfer])
+        await self.transfers.add([transfer])
         return transfer
+
+    async def restore_transfers(self) -> list[Transfer]:
+        """Take up what an earlier run left in the queue (the window does this once it has started)."""
+        return await self.transfers.restore()
+
+    def _on_transfer_changed(self, transfer: Transfer) -> None:
+        # A cancelled upload's session is let go of (a paused one is kept, to go on from where it was).
+        if transfer.state is TransferState.CANCELLED and transfer.resume:
+            data = transfer.resume
+            saving = asyncio.get_running_loop().create_task(self._abandon(transfer, data))
+            self._saves.add(saving)
+            saving.add_done_callback(self._saves.discard)
+
+    async def _abandon(self, transfer: Transfer, data: dict[str, Any]) -> None:
+        await self.transfers.save_resume(transfer, None)
+        backend = self._backends.get(transfer.connection_id)
+        if backend is not None:
+            with contextlib.suppress(Exception):
+                await backend.abandon_upload(data)
 
     def open_cache_path(self, document: Document) -> Path:
         """Where "Open" puts a copy of the document before handing it to the system's application."""
@@ -373,6 +437,7 @@ class KiteService:
                     content_type,
                     progress,
                     conflict=_CONFLICT.get(self.settings.conflict_policy, "rename"),
+                    resume=ResumeState(transfer.resume, functools.partial(self.transfers.save_resume, transfer)),
                 )
                 if info.name != transfer.name:
                     transfer.message = f"Stored as {info.name}. {transfer.message}".strip()

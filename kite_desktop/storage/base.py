@@ -10,10 +10,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from kite_desktop.core.errors import CloudConnectionError
-from kite_desktop.core.models import ObjectInfo, ObjectPage, ProgressCallback
+from kite_desktop.core.models import ObjectInfo, ObjectPage, ProgressCallback, ResumeState
+from kite_desktop.storage.throttle import Limits
 
 __all__ = ["CloudConnectionError", "ConflictPolicy", "StorageBackend"]
 
@@ -22,6 +23,9 @@ ConflictPolicy = Literal["rename", "replace", "fail"]
 
 class StorageBackend(ABC):
     """One place documents are kept. All methods are coroutines and never block the event loop."""
+
+    limits: Limits = Limits()
+    """Bandwidth budgets; the service gives every backend its shared instance (the default has no limit)."""
 
     # -- the seed's seven methods ---------------------------------------------------------------
     @abstractmethod
@@ -67,6 +71,7 @@ class StorageBackend(ABC):
         content_type: str,
         progress: ProgressCallback | None = None,
         conflict: ConflictPolicy = "rename",
+        resume: ResumeState | None = None,
     ) -> ObjectInfo:
         """Stream the file at ``path`` into the store as ``name`` (a relative POSIX path).
 
@@ -74,6 +79,11 @@ class StorageBackend(ABC):
         confirmed the object (key, size and, where the store has one, hash). ``conflict`` says what to do
         when ``name`` exists: keep both ("rename" gives "name (1).ext"), "replace", or "fail"
         (:class:`~kite_desktop.core.errors.NameConflictError`).
+
+        ``resume`` makes the upload survive a restart: the backend saves what it needs to go on (a session,
+        a reserved id, the name it chose) before it sends bytes that could complete the upload, and given
+        that data again it goes on from the server's offset, or recognises an upload that had completed,
+        instead of making a second copy.
         """
 
     @abstractmethod
@@ -92,6 +102,9 @@ class StorageBackend(ABC):
             token = page.next_page_token
             if not token:
                 return
+
+    async def abandon_upload(self, resume: dict[str, Any]) -> None:  # noqa: B027 - optional hook
+        """Let go of an interrupted upload that was cancelled (delete its session where the store keeps one)."""
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release network clients and threads."""

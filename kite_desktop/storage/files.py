@@ -41,6 +41,11 @@ def open_source(path: Path) -> tuple[int, os.stat_result]:
     return fd, info
 
 
+def fingerprint(info: os.stat_result) -> list[int]:
+    """What says a source file is still the one an interrupted upload was sending (kept with its session)."""
+    return [info.st_size, info.st_mtime_ns, info.st_ino]
+
+
 def read_chunks(fd: int, flag: StopFlag | None = None, chunk: int = CHUNK) -> Iterator[bytes]:
     while True:
         if flag is not None:
@@ -115,6 +120,18 @@ def write_temp_beside(
             raise disk_error(exc, target.parent) from None
         raise
     return tmp
+
+
+def hash_file(path: Path) -> str:
+    """The md5 (hex) of a regular file, read without following a symlink."""
+    fd, _ = open_source(path)
+    try:
+        digest = hashlib.md5(usedforsecurity=False)
+        for data in read_chunks(fd):
+            digest.update(data)
+        return digest.hexdigest()
+    finally:
+        os.close(fd)
 
 
 def copy_fd(

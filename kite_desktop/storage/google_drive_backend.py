@@ -32,7 +32,7 @@ from kite_desktop.core.errors import (
     NotFoundError,
     StorageFullError,
 )
-from kite_desktop.core.models import ObjectInfo, ObjectPage, ProgressCallback
+from kite_desktop.core.models import ObjectInfo, ObjectPage, ProgressCallback, ResumeState
 from kite_desktop.core.names import clean_relative_path
 from kite_desktop.storage import files, google_api, tls
 from kite_desktop.storage.base import ConflictPolicy, StorageBackend
@@ -40,7 +40,7 @@ from kite_desktop.storage.google_api import DuplicateIdError
 from kite_desktop.storage.google_auth import SCOPES, CredentialsSaver, GoogleTokens
 from kite_desktop.storage.google_drive_listing import DriveFolders, drive_page, info_from_file
 from kite_desktop.storage.google_media import ChunkedFileMedia, HashingWriter
-from kite_desktop.storage.retry import Failure, RetryPolicy, parse_retry_after, with_retries
+from kite_desktop.storage.retry import Failure, Pacer, RetryPolicy, parse_retry_after, with_retries
 from kite_desktop.storage.threads import finishing_thread
 
 __all__ = ["SCOPES", "CloudConnectionError", "GoogleDriveBackend"]
@@ -52,6 +52,7 @@ FILE_FIELDS = "id,name,mimeType,size,md5Checksum,modifiedTime,parents"
 MULTIPART_LIMIT = 5 * 1024 * 1024
 DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024  # 16 × 256 KiB: four uploads at once stay near 26 MiB (docs/performance.md)
 SESSION_RESTARTS = 3
+RATE_LIMIT_REASONS = {"rateLimitExceeded", "userRateLimitExceeded"}
 RETRYABLE_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "backendError", "internalError"}
 # httplib2 raises its own errors for broken connections; http.client's IncompleteRead is a cut-off body.
 TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
@@ -88,6 +89,8 @@ class GoogleDriveBackend(StorageBackend):
         self._root = api_root or google_api.api_root()
         self._service: Any = None
         self.folders = DriveFolders(self, folder_name)
+        self.pacer = Pacer()
+        """This account's pace, shared by all its transfers (a 429 slows them all down)."""
 
     @property
     def service(self) -> Any:
@@ -115,6 +118,7 @@ class GoogleDriveBackend(StorageBackend):
                     retry=retryable,
                     refresh=status == 401,
                     retry_after=parse_retry_after(exc.resp.get("retry-after")),
+                    throttle=status == 429 or reason in RATE_LIMIT_REASONS,
                 )
             if isinstance(exc, TRANSPORT_ERRORS):
                 return Failure(
@@ -126,7 +130,7 @@ class GoogleDriveBackend(StorageBackend):
                 )
             return None
 
-        return await with_retries(attempt, classify, self._retry, self._tokens, what)
+        return await with_retries(attempt, classify, self._retry, self._tokens, what, self.pacer)
 
     @staticmethod
     def _translate(error: HttpError, what: str) -> KiteError:
@@ -221,32 +225,18 @@ class GoogleDriveBackend(StorageBackend):
         content_type: str,
         progress: ProgressCallback | None = None,
         conflict: ConflictPolicy = "rename",
+        resume: ResumeState | None = None,
     ) -> ObjectInfo:
         try:
             clean = clean_relative_path(name).name
         except ValueError as exc:
             raise KiteError(f"{name!r} cannot be used as a document name: {exc}.", title="Unusable name") from None
         folder_parts, _, base = clean.rpartition("/")
-        parent = await self.folders.folder_id(folder_parts.split("/") if folder_parts else [])
-        base, existing = await self.folders.resolve_conflict(parent, base, conflict)
         media = await asyncio.to_thread(ChunkedFileMedia.open, path, content_type, self._chunk_size)
         try:
-            if existing is not None:
-                result = await self._send(
-                    lambda s: s.files().update(fileId=existing, media_body=media, fields=FILE_FIELDS), media, progress
-                )
-            else:
-                file_id = await self.reserve_id()
-                body = {"id": file_id, "name": base, "parents": [parent], "mimeType": content_type}
-                if media.size() <= MULTIPART_LIMIT:
-                    result = await self._create_multipart(body, media)
-                else:
-                    result = await self._send(
-                        lambda s: s.files().create(body=body, media_body=media, fields=FILE_FIELDS),
-                        media,
-                        progress,
-                        file_id=file_id,
-                    )
+            plan = await self._plan(resume, media, folder_parts, base, conflict)
+            result = await self._upload(plan, media, content_type, progress, resume)
+            existing = plan.get("existing")
             try:
                 await asyncio.to_thread(media.finish)
                 self._check_upload(result, media, path)
@@ -261,6 +251,84 @@ class GoogleDriveBackend(StorageBackend):
             progress(media.size())
         prefix = f"{folder_parts}/" if folder_parts else ""
         return info_from_file(result, prefix)
+
+    async def _plan(
+        self, resume: ResumeState | None, media: ChunkedFileMedia, folder_parts: str, base: str, conflict: str
+    ) -> dict[str, Any]:
+        """Where the upload goes: the saved plan of an interrupted run, or a new one (saved before any bytes)."""
+        saved = dict(resume.data) if resume is not None and resume.data else {}
+        if saved.get("provider") == "google_drive":
+            if saved.get("fingerprint") != media.fingerprint:
+                saved.pop("uri", None)  # the file changed since: its session holds other bytes
+            if saved.get("existing") is None:
+                try:
+                    found = await self.call(
+                        lambda s: s.files().get(fileId=saved["file_id"], fields=FILE_FIELDS), what="Upload check"
+                    )
+                except NotFoundError:
+                    found = None
+                if found is not None:
+                    # An earlier run created the file. If it holds this file, it is done; else it is replaced.
+                    await asyncio.to_thread(media.finish)
+                    if int(found.get("size", -1)) == media.size() and found.get("md5Checksum") == media.md5():
+                        log.info("an interrupted upload had completed; not uploading again")
+                        saved["done"] = dict(found)
+                        return saved
+                    saved["existing"] = saved["file_id"]
+                    saved.pop("uri", None)
+            saved["fingerprint"] = media.fingerprint
+            return saved
+        parent = await self.folders.folder_id(folder_parts.split("/") if folder_parts else [])
+        base, existing = await self.folders.resolve_conflict(parent, base, conflict)
+        plan: dict[str, Any] = {
+            "provider": "google_drive",
+            "parent": parent,
+            "base": base,
+            "existing": existing,
+            "file_id": None if existing is not None else await self.reserve_id(),
+            "fingerprint": media.fingerprint,
+        }
+        if resume is not None:
+            await resume.save(plan)
+        return plan
+
+    async def _upload(
+        self,
+        plan: dict[str, Any],
+        media: ChunkedFileMedia,
+        content_type: str,
+        progress: ProgressCallback | None,
+        resume: ResumeState | None,
+    ) -> dict[str, Any]:
+        if "done" in plan:
+            return dict(plan["done"])
+
+        async def keep_uri(uri: str) -> None:
+            if resume is not None and uri != plan.get("uri"):
+                plan["uri"] = uri
+                await resume.save({k: v for k, v in plan.items() if k != "done"})
+
+        existing = plan.get("existing")
+        if existing is not None:
+            return await self._send(
+                lambda s: s.files().update(fileId=existing, media_body=media, fields=FILE_FIELDS),
+                media,
+                progress,
+                uri=plan.get("uri"),
+                keep_uri=keep_uri,
+            )
+        body = {"id": plan["file_id"], "name": plan["base"], "parents": [plan["parent"]], "mimeType": content_type}
+        if media.size() <= MULTIPART_LIMIT:
+            await self.limits.up.consume(media.size())
+            return await self._create_multipart(body, media)
+        return await self._send(
+            lambda s: s.files().create(body=body, media_body=media, fields=FILE_FIELDS),
+            media,
+            progress,
+            file_id=plan["file_id"],
+            uri=plan.get("uri"),
+            keep_uri=keep_uri,
+        )
 
     async def _create_multipart(self, body: dict[str, Any], media: ChunkedFileMedia) -> dict[str, Any]:
         media.resumable_mode(False)
@@ -285,19 +353,32 @@ class GoogleDriveBackend(StorageBackend):
         media: ChunkedFileMedia,
         progress: ProgressCallback | None,
         file_id: str | None = None,
+        uri: str | None = None,
+        keep_uri: Callable[[str], Awaitable[None]] | None = None,
     ) -> dict[str, Any]:
-        """A resumable upload, one chunk per thread call, resumed from the server's offset after errors."""
+        """A resumable upload, one chunk per thread call, resumed from the server's offset after errors.
+
+        ``uri`` is a session an earlier run started: the first call asks it where to go on. Each new session
+        URI is handed to ``keep_uri`` so a later run can do the same."""
         media.resumable_mode(True)
-        state: dict[str, Any] = {"request": None}
+        state: dict[str, Any] = {"request": None, "uri": uri}
 
         def step() -> Any:
             if state["request"] is None:
-                state["request"] = make(self.service)
+                request = make(self.service)
+                if state["uri"]:
+                    request.resumable_uri = state["uri"]
+                    request._in_error_state = True  # the library's way to ask the session for its offset first
+                    state["uri"] = None
+                state["request"] = request
             _, response = state["request"].next_chunk(num_retries=0)
             return response
 
         restarts = 0
         while True:
+            request = state["request"]
+            sent = int(request.resumable_progress) if request is not None else 0
+            await self.limits.up.consume(min(self._chunk_size, media.size() - sent))
             try:
                 response = await self.retrying(
                     lambda: finishing_thread(step, done=lambda r: r is not None), what=f"Upload of {media.name}"
@@ -320,8 +401,11 @@ class GoogleDriveBackend(StorageBackend):
                 return await self._created(file_id)
             if response is not None:
                 return dict(response)
+            request = state["request"]
+            if keep_uri is not None and request.resumable_uri:
+                await keep_uri(str(request.resumable_uri))
             if progress is not None:
-                progress(int(state["request"].resumable_progress))
+                progress(int(request.resumable_progress))
 
     def _check_upload(self, result: dict[str, Any], media: ChunkedFileMedia, path: Path) -> None:
         size = int(result.get("size", -1))
@@ -369,11 +453,15 @@ class GoogleDriveBackend(StorageBackend):
                 raise
             return bool(done)
 
-        while not await self.retrying(lambda: asyncio.to_thread(step), what="Download"):
+        counted = 0
+        while True:
+            finished = await self.retrying(lambda: asyncio.to_thread(step), what="Download")
+            await self.limits.down.consume(writer.size - counted)
+            counted = writer.size
             if progress is not None:
                 progress(writer.size)
-        if progress is not None:
-            progress(writer.size)
+            if finished:
+                return
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self._http.close)

@@ -36,6 +36,7 @@ class ChunkedFileMedia(MediaUpload):
         self._resumable = True
         self._md5 = hashlib.md5(usedforsecurity=False)
         self._hashed = 0
+        self.fingerprint: list[int] = []
 
     @classmethod
     def open(cls, path: Path, mimetype: str, chunk_size: int) -> ChunkedFileMedia:
@@ -44,7 +45,7 @@ class ChunkedFileMedia(MediaUpload):
         def check() -> None:
             files.check_unchanged(path, before, fd, before.st_size)
 
-        return cls(
+        media = cls(
             path.name,
             before.st_size,
             mimetype,
@@ -53,6 +54,8 @@ class ChunkedFileMedia(MediaUpload):
             lambda: os.close(fd),
             check,
         )
+        media.fingerprint = files.fingerprint(before)
+        return media
 
     @classmethod
     def from_bytes(cls, data: bytes, mimetype: str) -> ChunkedFileMedia:

@@ -26,7 +26,7 @@ from kite_desktop.core.errors import (
     NameConflictError,
     NotFoundError,
 )
-from kite_desktop.core.models import ObjectInfo, ObjectPage, ProgressCallback
+from kite_desktop.core.models import ObjectInfo, ObjectPage, ProgressCallback, ResumeState
 from kite_desktop.core.names import clean_relative_path, numbered
 from kite_desktop.storage import files
 from kite_desktop.storage.base import ConflictPolicy, StorageBackend
@@ -227,14 +227,22 @@ class LocalFolderBackend(StorageBackend):
         content_type: str,
         progress: ProgressCallback | None = None,
         conflict: ConflictPolicy = "rename",
+        resume: ResumeState | None = None,
     ) -> ObjectInfo:
         try:
             clean = clean_relative_path(name).name
         except ValueError as exc:
             raise KiteError(f"{name!r} cannot be used as a document name: {exc}.", title="Unusable name") from None
         report = ThreadProgress(progress)
+        saved = resume.data if resume is not None and resume.data else None
+        if saved is not None and saved.get("provider") == "local" and conflict != "replace":
+            # An earlier run got as far as placing the copy: if a name that was free then holds it now, it is done.
+            found = await asyncio.to_thread(self._placed_earlier, clean, saved)
+            if found is not None:
+                report(found.size, final=True)
+                return found
 
-        def work(flag: StopFlag) -> ObjectInfo:
+        def copy(flag: StopFlag) -> tuple[Path, Path, str, int]:
             target = self._path_for(clean, create_parents=True)
             source_fd, before = files.open_source(path)
             result: dict[str, object] = {}
@@ -248,15 +256,47 @@ class LocalFolderBackend(StorageBackend):
                 tmp = files.write_temp_beside(target, fill, mode=0o644)
             finally:
                 os.close(source_fd)
-            report(before.st_size, final=True)
-            try:
-                final = self._place(tmp, target, conflict)
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    tmp.unlink()
-            return self._info(final, final.lstat(), str(result["digest"]))
+            return target, tmp, str(result["digest"]), before.st_size
 
-        return await run_cancellable(work)
+        target, tmp, digest, size = await run_cancellable(copy)
+        try:
+            if resume is not None:
+                taken = await asyncio.to_thread(self._taken_names, target)
+                await resume.save({"provider": "local", "digest": digest, "size": size, "taken": taken})
+            report(size, final=True)
+            final = await asyncio.to_thread(self._place, tmp, target, conflict)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                await asyncio.to_thread(tmp.unlink)
+        return await asyncio.to_thread(lambda: self._info(final, final.lstat(), digest))
+
+    def _taken_names(self, target: Path) -> list[str]:
+        """The names "rename" would pass over now (taken before this copy was placed)."""
+        key = self._key_for(target)
+        taken: list[str] = []
+        for number in itertools.count():
+            candidate = target if number == 0 else self.root / numbered(key, number)
+            if not os.path.lexists(candidate):
+                return taken
+            taken.append(self._key_for(candidate))
+        raise AssertionError("unreachable")
+
+    def _placed_earlier(self, clean: str, saved: dict[str, object]) -> ObjectInfo | None:
+        target = self._path_for(clean, create_parents=True)
+        key = self._key_for(target)
+        taken = set(saved.get("taken") or [])  # type: ignore[call-overload]
+        for number in itertools.count():
+            candidate = target if number == 0 else self.root / numbered(key, number)
+            try:
+                info = candidate.lstat()
+            except FileNotFoundError:
+                return None
+            if self._key_for(candidate) in taken or not stat.S_ISREG(info.st_mode) or info.st_size != saved["size"]:
+                continue
+            digest = files.hash_file(candidate)
+            if digest == saved["digest"]:
+                return self._info(candidate, info, digest)
+        raise AssertionError("unreachable")
 
     def _place(self, tmp: Path, target: Path, conflict: ConflictPolicy) -> Path:
         try:

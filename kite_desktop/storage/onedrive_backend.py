@@ -28,13 +28,13 @@ from kite_desktop.core.errors import (
     NotFoundError,
     StorageFullError,
 )
-from kite_desktop.core.models import ObjectInfo, ObjectPage, ProgressCallback
+from kite_desktop.core.models import ObjectInfo, ObjectPage, ProgressCallback, ResumeState
 from kite_desktop.core.names import clean_relative_path
 from kite_desktop.storage import tls
 from kite_desktop.storage.base import ConflictPolicy, StorageBackend
 from kite_desktop.storage.onedrive_auth import SCOPES, CredentialsSaver, MicrosoftTokens, graph_url
 from kite_desktop.storage.onedrive_transfer import download_item, upload_session
-from kite_desktop.storage.retry import Failure, RetryPolicy, parse_retry_after, with_retries
+from kite_desktop.storage.retry import Failure, Pacer, RetryPolicy, parse_retry_after, with_retries
 
 __all__ = ["CHUNK_SIZE", "SCOPES", "CloudConnectionError", "OneDriveBackend"]
 
@@ -98,6 +98,8 @@ class OneDriveBackend(StorageBackend):
         self.chunk_size = chunk_size
         self._timeout = timeout
         self._client: httpx.AsyncClient | None = None
+        self.pacer = Pacer()
+        """This account's pace, shared by all its transfers (a 429 slows them all down)."""
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -142,6 +144,7 @@ class OneDriveBackend(StorageBackend):
                     retry=exc.status in (429, 500, 502, 503, 504),
                     refresh=exc.status == 401 and authorized,
                     retry_after=getattr(exc, "retry_after", None),
+                    throttle=exc.status == 429,
                 )
             if isinstance(exc, httpx.TransportError):
                 return Failure(
@@ -153,7 +156,8 @@ class OneDriveBackend(StorageBackend):
                 )
             return None
 
-        return await with_retries(attempt, classify, self.retry, self._tokens if authorized else None, what)
+        tokens = self._tokens if authorized else None
+        return await with_retries(attempt, classify, self.retry, tokens, what, self.pacer)
 
     @staticmethod
     def error(response: httpx.Response, what: str) -> GraphError:
@@ -236,12 +240,13 @@ class OneDriveBackend(StorageBackend):
         content_type: str,
         progress: ProgressCallback | None = None,
         conflict: ConflictPolicy = "rename",
+        resume: ResumeState | None = None,
     ) -> ObjectInfo:
         try:
             clean = clean_relative_path(name).name
         except ValueError as exc:
             raise KiteError(f"{name!r} cannot be used as a document name: {exc}.", title="Unusable name") from None
-        item = await upload_session(self, clean, Path(path), conflict, progress)
+        item = await upload_session(self, clean, Path(path), conflict, progress, resume)
         folder = clean.rpartition("/")[0]
         return info_from_item(item, f"{folder}/" if folder else "")
 
@@ -251,6 +256,12 @@ class OneDriveBackend(StorageBackend):
         from kite_desktop.storage.onedrive_transfer import download_to_path
 
         return await download_to_path(self, object_key, Path(destination), progress)
+
+    async def abandon_upload(self, resume: dict[str, Any]) -> None:
+        from kite_desktop.storage.onedrive_transfer import cancel_session
+
+        if resume.get("provider") == "onedrive" and resume.get("url"):
+            await cancel_session(self, str(resume["url"]))
 
     async def aclose(self) -> None:
         if self._client is not None:

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +29,7 @@ from kite_desktop.core.errors import (
     NotFoundError,
     SourceFileError,
 )
-from kite_desktop.core.models import ObjectInfo, ProgressCallback
+from kite_desktop.core.models import ObjectInfo, ProgressCallback, ResumeState
 from kite_desktop.core.names import numbered
 from kite_desktop.storage import files
 from kite_desktop.storage.quickxorhash import QuickXorHash
@@ -68,6 +68,7 @@ class FragmentSource:
         self._hash = QuickXorHash()
         self._hashed = 0
         self._buffer: bytearray | None = None
+        self.fingerprint: list[int] = []
 
     @classmethod
     def open(cls, source: Path | bytes) -> FragmentSource:
@@ -81,12 +82,14 @@ class FragmentSource:
 
             return cls(len(source), copy)
         fd, before = files.open_source(source)
-        return cls(
+        reader = cls(
             before.st_size,
             lambda view, at: os.preadv(fd, [view], at),
             lambda: os.close(fd),
             lambda: files.check_unchanged(source, before, fd, before.st_size),
         )
+        reader.fingerprint = files.fingerprint(before)
+        return reader
 
     def read(self, offset: int, length: int) -> memoryview:
         """``length`` bytes at ``offset``, in the source's own buffer (valid until the next read)."""
@@ -127,14 +130,34 @@ class FragmentSource:
 
 
 async def upload_session(
-    backend: OneDriveBackend, name: str, source: Path | bytes, conflict: str, progress: ProgressCallback | None
+    backend: OneDriveBackend,
+    name: str,
+    source: Path | bytes,
+    conflict: str,
+    progress: ProgressCallback | None,
+    resume: ResumeState | None = None,
 ) -> dict[str, Any]:
     from kite_desktop.storage.onedrive_backend import item_path
 
     reader = await asyncio.to_thread(FragmentSource.open, source)
+    saved = resume.data if resume is not None and resume.data else None
+    if saved is not None and (saved.get("provider") != "onedrive" or saved.get("fingerprint") != reader.fingerprint):
+        saved = None  # another store's, or the file changed since: start afresh
+
+    async def save(chosen: str, url: str | None) -> None:
+        assert resume is not None
+        await resume.save({"provider": "onedrive", "name": chosen, "url": url, "fingerprint": reader.fingerprint})
+
+    remember = save if resume is not None else None
+
     try:
-        if reader.size == 0:
+        item = await _resume_saved(backend, saved, reader, progress) if saved is not None else None
+        if item is not None:
+            pass
+        elif reader.size == 0:
             # An upload session cannot carry zero bytes; an empty file is one simple PUT.
+            if remember is not None:
+                await remember(name, None)
             response = await backend.graph(
                 "PUT",
                 item_path(name) + "/content",
@@ -147,14 +170,15 @@ async def upload_session(
             # Kite names the second copy "name (1).ext" on every store (OneDrive's own rename says "name 1.ext").
             for _ in range(SESSION_RESTARTS):
                 try:
-                    item = await _session_upload(backend, await _free_name(backend, name), reader, "fail", progress)
+                    free = await _free_name(backend, name)
+                    item = await _session_upload(backend, free, reader, "fail", progress, remember)
                     break
                 except NameConflictError:
                     continue  # taken between the check and the commit
             else:
                 raise NameConflictError(f"Kite could not find a free name for {name} in OneDrive.")
         else:
-            item = await _session_upload(backend, name, reader, _BEHAVIOUR[conflict], progress)
+            item = await _session_upload(backend, name, reader, _BEHAVIOUR[conflict], progress, remember)
         try:
             local_hash = await asyncio.to_thread(reader.finish)
             remote_hash = ((item.get("file") or {}).get("hashes") or {}).get("quickXorHash")
@@ -173,6 +197,19 @@ async def upload_session(
     if progress is not None:
         progress(reader.size)
     return item
+
+
+async def _resume_saved(
+    backend: OneDriveBackend, saved: dict[str, Any], reader: FragmentSource, progress: ProgressCallback | None
+) -> dict[str, Any] | None:
+    """Go on with an earlier run's session; or, when it is gone, find the item it had completed."""
+    url = saved.get("url")
+    if url:
+        try:
+            return await _send_fragments(backend, str(url), reader, progress, offset=None)
+        except SessionGone:
+            log.info("the interrupted upload's session is gone; checking whether it had completed")
+    return await _look_up(backend, str(saved["name"]), reader)
 
 
 async def _exists(backend: OneDriveBackend, name: str) -> bool:
@@ -194,7 +231,12 @@ async def _free_name(backend: OneDriveBackend, name: str) -> str:
 
 
 async def _session_upload(
-    backend: OneDriveBackend, name: str, reader: FragmentSource, behaviour: str, progress: ProgressCallback | None
+    backend: OneDriveBackend,
+    name: str,
+    reader: FragmentSource,
+    behaviour: str,
+    progress: ProgressCallback | None,
+    remember: Callable[[str, str | None], Awaitable[None]] | None = None,
 ) -> dict[str, Any]:
     from kite_desktop.storage.onedrive_backend import item_path
 
@@ -205,6 +247,8 @@ async def _session_upload(
             "POST", item_path(name) + "/createUploadSession", json=body, what=f"Upload of {base}"
         )
         url = str(response.json()["uploadUrl"])
+        if remember is not None:
+            await remember(name, url)  # on disk before a byte is sent: a restart goes on from here
         try:
             return await _send_fragments(backend, url, reader, progress)
         except SessionGone as gone:
@@ -214,18 +258,30 @@ async def _session_upload(
                     return found
             log.info("upload session expired; starting a new one")
         except asyncio.CancelledError:
-            await asyncio.shield(_cancel(backend, url))
+            if remember is None:  # nobody can resume it: tidy up (a kept session lets a paused upload go on)
+                await asyncio.shield(cancel_session(backend, url))
             raise
     raise ConnectionUnavailableError(f"OneDrive kept losing the upload of {base}.", hint="Try again later.")
 
 
 async def _send_fragments(
-    backend: OneDriveBackend, url: str, reader: FragmentSource, progress: ProgressCallback | None
+    backend: OneDriveBackend,
+    url: str,
+    reader: FragmentSource,
+    progress: ProgressCallback | None,
+    offset: int | None = 0,
 ) -> dict[str, Any]:
-    offset, failures, final_sent = 0, 0, False
+    """Send what the session still misses; ``offset`` None asks the session first (a resumed upload)."""
+    failures, final_sent = 0, False
+    if offset is None:
+        final_sent = True  # unknown: an earlier run may have sent the last fragment
+        offset = await _expected(backend, url, final_sent)
+        if progress is not None:
+            progress(offset)
     while True:
         end = min(offset + backend.chunk_size, reader.size)
         data = await asyncio.to_thread(reader.read, offset, end - offset)
+        await backend.limits.up.consume(len(data))
         headers = {"Content-Range": f"bytes {offset}-{end - 1}/{reader.size}", "Content-Length": str(len(data))}
         final_sent = final_sent or end == reader.size
         try:
@@ -251,7 +307,8 @@ async def _send_fragments(
             continue
         error = backend.error(response, "Upload")
         if status in (429, 500, 502, 503, 504):
-            failures = await _failed(backend, failures, f"{status}", getattr(error, "retry_after", None))
+            retry_after = getattr(error, "retry_after", None)
+            failures = await _failed(backend, failures, f"{status}", retry_after, throttle=status == 429)
             offset = await _expected(backend, url, final_sent)
             continue
         raise backend.translate(error)
@@ -263,13 +320,20 @@ async def _pieces(view: memoryview, size: int = 256 * 1024) -> AsyncIterator[byt
         yield bytes(view[start : start + size])
 
 
-async def _failed(backend: OneDriveBackend, failures: int, why: str, retry_after: float | None = None) -> int:
+async def _failed(
+    backend: OneDriveBackend, failures: int, why: str, retry_after: float | None = None, throttle: bool = False
+) -> int:
+    if throttle:  # the account is rate-limited: all its transfers wait, not only this one
+        backend.pacer.hold(backend.retry.delay(failures, retry_after))
     if failures + 1 >= backend.retry.attempts:
         raise ConnectionUnavailableError(
             f"OneDrive upload keeps failing ({why}).", hint="Try again later (Retry in Transfers)."
         )
     log.info("upload fragment failed (%s); asking the session what it has", why)
-    await backend.retry.sleep(failures, retry_after)
+    if throttle:
+        await backend.pacer.wait()
+    else:
+        await backend.retry.sleep(failures, retry_after)
     return failures + 1
 
 
@@ -311,7 +375,7 @@ async def _look_up(backend: OneDriveBackend, name: str, reader: FragmentSource) 
     return None
 
 
-async def _cancel(backend: OneDriveBackend, url: str) -> None:
+async def cancel_session(backend: OneDriveBackend, url: str) -> None:
     with contextlib.suppress(Exception):
         await backend.client.delete(url)
 
@@ -402,6 +466,7 @@ async def download_item(
                     await stream.aread()
                     raise backend.translate(backend.error(stream, "Download"))
                 async for piece in stream.aiter_bytes(1 << 20):
+                    await backend.limits.down.consume(len(piece))
                     buffer += piece
                     if len(buffer) >= WRITE_BUFFER:
                         await asyncio.to_thread(write, bytes(buffer))

@@ -64,6 +64,30 @@ class Failure:
     refresh: bool = False
     """The token was refused (401): renew it once and try again."""
     retry_after: float | None = None
+    throttle: bool = False
+    """The account is being rate-limited (429): every request of the account waits, not only this one."""
+
+
+class Pacer:
+    """One account's pace. After a rate-limit answer every request of that account waits until the time the
+    server named (or the back-off), so four transfers do not each hammer a server that said "slow down"."""
+
+    def __init__(self) -> None:
+        self._until = 0.0
+
+    def hold(self, seconds: float) -> None:
+        until = time.monotonic() + max(0.0, seconds)
+        if until > self._until:
+            log.info("rate-limited: this account's requests wait %.1f s", seconds)
+            self._until = until
+
+    @property
+    def remaining(self) -> float:
+        return max(0.0, self._until - time.monotonic())
+
+    async def wait(self) -> None:
+        while (delay := self._until - time.monotonic()) > 0:
+            await asyncio.sleep(delay)
 
 
 class Tokens(Protocol):
@@ -81,12 +105,15 @@ async def with_retries(
     policy: RetryPolicy,
     tokens: Tokens | None,
     what: str,
+    pacer: Pacer | None = None,
 ) -> T:
     """Run ``attempt`` until it succeeds: the token renewed once on a 401, back-off on what ``classify`` calls
     retryable (honouring Retry-After, up to ``policy.max_retry_after``), and a clear error in the end.
     Exceptions ``classify`` does not know (None) pass through unchanged."""
     refreshed = False
     for number in range(policy.attempts):
+        if pacer is not None:
+            await pacer.wait()
         if tokens is not None and tokens.needs_refresh():
             await tokens.refresh()
         token = tokens.access_token if tokens is not None else None
@@ -101,8 +128,11 @@ async def with_retries(
                 await tokens.refresh(stale_token=token)
                 continue
             waited_too_long = failure.retry_after is not None and failure.retry_after > policy.max_retry_after
+            if failure.throttle and pacer is not None:
+                pacer.hold(policy.delay(number, failure.retry_after))
             if not failure.retry or waited_too_long or number + 1 >= policy.attempts:
                 raise failure.error from None
             log.info("%s failed (%s); retrying", what, failure.error)
-            await policy.sleep(number, failure.retry_after)
+            if not (failure.throttle and pacer is not None):  # the pacer's wait is the back-off
+                await policy.sleep(number, failure.retry_after)
     raise AssertionError("unreachable")

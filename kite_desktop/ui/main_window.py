@@ -429,7 +429,7 @@ class MainWindow(QMainWindow):
 
     async def _open(self, document: Document) -> None:
         path = self.service.open_cache_path(document)
-        transfer = await self.service.transfers.wait_finished(self.service.download(document, path))
+        transfer = await self.service.transfers.wait_finished(await self.service.download(document, path))
         if transfer.state is not TransferState.DONE:
             return
         if not Dialogs.open_with_system(path):
@@ -448,7 +448,7 @@ class MainWindow(QMainWindow):
         document = documents[0]
         target = Dialogs.save_path(self, Path.home() / document.name.rsplit("/", 1)[-1])
         if target is not None:
-            self.service.download(document, target)
+            self.tasks.run(self.service.download(document, target), name="save")
             self.statusBar().showMessage(f"Saving {document.name} to {target}…", 5000)
 
     def delete_selected(self) -> None:

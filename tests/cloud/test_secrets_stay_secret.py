@@ -74,7 +74,7 @@ def test_no_secret_reaches_the_profile_or_the_logs(clouds, tmp_path: Path):
         await service.transfers.wait_idle()
         for connection in (drive, onedrive):
             documents = await service.refresh(connection.id)
-            transfer = service.download(documents[0], tmp_path / f"copy-{connection.id}")
+            transfer = await service.download(documents[0], tmp_path / f"copy-{connection.id}")
             await service.transfers.wait_finished(transfer)
         google.expire_access_tokens()
         ms.identity.expire_access_tokens()

@@ -61,7 +61,9 @@ def test_upload_to_a_full_disk_fails_clearly_and_leaves_nothing(small_disk: Path
     assert leftovers(small_disk) == ["small.txt"]
 
 
-def test_a_full_disk_fails_one_item_and_the_batch_goes_on(small_disk: Path, tmp_path: Path, monkeypatch):
+def test_a_full_disk_holds_the_connection_and_nothing_is_lost(small_disk: Path, tmp_path: Path, monkeypatch):
+    """Storage full pauses the connection's queue with the reason; once the person makes room (here: cancels
+    the file that cannot fit) and resumes, the rest goes on."""
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     drop = tmp_path / "drop"
     drop.mkdir()
@@ -77,8 +79,12 @@ def test_a_full_disk_fails_one_item_and_the_batch_goes_on(small_disk: Path, tmp_
         batch = await service.upload(config.id, [str(drop / "a-big.bin"), str(drop / "b-small.txt")])
         await service.transfers.wait_idle()
         big, small = batch.transfers
-        assert big.state is TransferState.FAILED and "Not enough disk space" in big.message
-        assert small.state is TransferState.DONE
+        assert big.state is TransferState.PAUSED and "Not enough disk space" in big.message
+        assert small.state is TransferState.PAUSED and "Not enough disk space" in small.message
+        service.transfers.cancel(big.id)
+        service.transfers.resume()
+        await service.transfers.wait_idle()
+        assert small.state is TransferState.DONE, (small.message, os.listdir(small_disk))
         assert [d.name for d in await service.cached_documents(config.id)] == ["b-small.txt"]
         await service.close()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,15 @@ async def upload_and_wait(service: KiteService, *sources: Path | str) -> list[Tr
     batch = await service.upload(local_id(service), [str(s) for s in sources])
     await idle(service)
     return batch.transfers
+
+
+async def until(service: KiteService, condition: Callable[[], bool]) -> None:
+    """Wait until ``condition`` holds after some change in the queue."""
+    changed = asyncio.Event()
+    service.transfers.changed.connect(lambda _t: changed.set())
+    while not condition():
+        changed.clear()
+        await asyncio.wait_for(changed.wait(), 10)
 
 
 async def catalog_names(service: KiteService) -> list[str]:
@@ -221,7 +231,7 @@ async def test_download_through_the_queue_is_byte_identical(profile_dir: Path, t
         assert upload.result is not None
         destination = tmp_path / "Downloads" / "new folder" / "scan.tiff"
 
-        transfer = service.download(upload.result, destination)
+        transfer = await service.download(upload.result, destination)
         await idle(service)
 
         assert transfer.state is S.DONE
@@ -248,13 +258,19 @@ async def test_a_missing_local_folder_makes_refresh_fail_and_the_connection_offl
         assert str(local_folder) in state.detail
         assert await catalog_names(service) == ["a.txt"]  # what was there last time stays visible
 
-        (failed,) = await upload_and_wait(service, write_file(tmp_path / "b.txt", "b"))
-        assert failed.state is S.FAILED
-        assert "is not there" in failed.message
+        batch = await service.upload(connection, [str(write_file(tmp_path / "b.txt", "b"))])
+        (waiting,) = batch.transfers
+        await until(service, lambda: "is not there" in waiting.message)
+        assert waiting.state is S.QUEUED  # a passing problem: it is tried again later, not failed
+        assert "Trying again in" in waiting.message and "attempt 2 of 5" in waiting.message
 
         local_folder.mkdir(parents=True)  # the drive is back
         assert await service.refresh(connection) == []
         assert service.connection(connection).status is ConnectionStatus.CONNECTED
+        service.transfers.retry(waiting.id)  # "Retry now" instead of waiting for the next try
+        await idle(service)
+        assert waiting.state is S.DONE
+        assert await catalog_names(service) == ["b.txt"]
 
 
 @async_test

@@ -93,7 +93,7 @@ async def test_at_most_max_concurrent_run_at_once_in_the_order_added() -> None:
     runner = FakeRunner()
     queue = TransferQueue(runner, max_concurrent=2)
     items = uploads("a", "b", "c", "d", "e")
-    queue.add(items)
+    await queue.add(items)
     await runner.started(2)
 
     assert states(items) == {"a": S.RUNNING, "b": S.RUNNING, "c": S.QUEUED, "d": S.QUEUED, "e": S.QUEUED}
@@ -116,7 +116,7 @@ async def test_progress_from_the_runner_shows_on_the_transfer_and_in_the_totals(
     seen: list[Totals] = []
     queue.totals_changed.connect(seen.append)
     items = uploads("a", "b", size=200)
-    queue.add(items)
+    await queue.add(items)
     await runner.started(2)
 
     assert [t.done for t in items] == [100, 100]
@@ -137,10 +137,10 @@ async def test_totals_start_over_with_a_new_batch_once_the_queue_was_idle() -> N
     runner = FakeRunner()
     queue = TransferQueue(runner)
     runner.release("first", "second")
-    queue.add(uploads("first", size=1000))
+    await queue.add(uploads("first", size=1000))
     await idle(queue)
 
-    queue.add(uploads("second", size=10))
+    await queue.add(uploads("second", size=10))
     await idle(queue)
 
     totals = queue.totals()
@@ -152,7 +152,7 @@ async def test_wait_idle_returns_only_when_everything_has_finished() -> None:
     runner = FakeRunner()
     queue = TransferQueue(runner, max_concurrent=1)
     items = uploads("a", "b")
-    queue.add(items)
+    await queue.add(items)
     waiter = asyncio.create_task(queue.wait_idle())
     await runner.started(1)
     runner.release("a")
@@ -170,7 +170,7 @@ async def test_pause_stops_running_items_and_resume_restarts_them() -> None:
     runner = FakeRunner()
     queue = TransferQueue(runner, max_concurrent=2)
     items = uploads("a", "b", "c")
-    queue.add(items)
+    await queue.add(items)
     await runner.started(2)
 
     queue.pause()
@@ -199,7 +199,7 @@ async def test_resume_right_after_pause_does_not_leave_transfers_stuck_paused() 
     runner = FakeRunner()
     queue = TransferQueue(runner, max_concurrent=2)
     items = uploads("a", "b", "c")
-    queue.add(items)
+    await queue.add(items)
     await runner.started(2)
 
     queue.pause()
@@ -217,7 +217,7 @@ async def test_pausing_before_a_transfer_got_going_keeps_it_for_resume() -> None
     runner = FakeRunner()
     queue = TransferQueue(runner)
     items = uploads("a", "b")
-    queue.add(items)
+    await queue.add(items)
     queue.pause()
     await idle(queue)
 
@@ -235,7 +235,7 @@ async def test_pause_and_resume_before_a_transfer_got_going_still_runs_it() -> N
     queue = TransferQueue(runner)
     items = uploads("a")
     runner.release("a")
-    queue.add(items)
+    await queue.add(items)
     queue.pause()
     queue.resume()
     await idle(queue)
@@ -250,7 +250,7 @@ async def test_cancelling_before_a_transfer_got_going_cancels_it() -> None:
     queue = TransferQueue(runner)
     items = uploads("a", "b")
     runner.release("b")
-    queue.add(items)
+    await queue.add(items)
     queue.cancel(items[0].id)
     await idle(queue)
 
@@ -264,7 +264,7 @@ async def test_adding_while_paused_queues_without_starting() -> None:
     queue = TransferQueue(runner)
     queue.pause()
     items = uploads("a")
-    queue.add(items)
+    await queue.add(items)
     await idle(queue)
 
     assert runner.calls == []
@@ -281,7 +281,7 @@ async def test_cancelling_a_queued_item_means_it_never_runs() -> None:
     runner = FakeRunner()
     queue = TransferQueue(runner, max_concurrent=1)
     items = uploads("a", "b", "c")
-    queue.add(items)
+    await queue.add(items)
     await runner.started(1)
 
     queue.cancel(items[1].id)
@@ -298,7 +298,7 @@ async def test_cancelling_a_running_item_stops_it_and_the_next_one_starts() -> N
     runner = FakeRunner()
     queue = TransferQueue(runner, max_concurrent=1)
     items = uploads("a", "b")
-    queue.add(items)
+    await queue.add(items)
     await runner.started(1)
 
     queue.cancel(items[0].id)
@@ -318,7 +318,7 @@ async def test_cancel_all_stops_running_and_queued_items() -> None:
     runner = FakeRunner()
     queue = TransferQueue(runner, max_concurrent=1)
     items = uploads("a", "b", "c")
-    queue.add(items)
+    await queue.add(items)
     await runner.started(1)
 
     queue.cancel_all()
@@ -334,7 +334,7 @@ async def test_cancelling_a_finished_item_changes_nothing() -> None:
     queue = TransferQueue(runner)
     items = uploads("a")
     runner.release("a")
-    queue.add(items)
+    await queue.add(items)
     await idle(queue)
 
     queue.cancel(items[0].id)
@@ -348,7 +348,7 @@ async def test_a_failing_item_gets_the_kite_error_message_and_the_others_finish(
     runner.failures["b"] = KiteError("The disk was unplugged.", hint="Plug it back in.")
     queue = TransferQueue(runner, max_concurrent=2)
     items = uploads("a", "b", "c")
-    queue.add(items)
+    await queue.add(items)
     runner.release("a", "b", "c")
     await idle(queue)
 
@@ -365,7 +365,7 @@ async def test_a_name_conflict_is_reported_as_skipped() -> None:
     queue = TransferQueue(runner)
     items = uploads("a")
     runner.release("a")
-    queue.add(items)
+    await queue.add(items)
     await idle(queue)
 
     assert items[0].state is S.SKIPPED
@@ -379,7 +379,7 @@ async def test_an_unexpected_error_still_fails_only_its_item_and_says_what_it_wa
     queue = TransferQueue(runner)
     items = uploads("a", "b")
     runner.release("a", "b")
-    queue.add(items)
+    await queue.add(items)
     await idle(queue)
 
     assert states(items) == {"a": S.FAILED, "b": S.DONE}
@@ -393,7 +393,7 @@ async def test_retry_runs_a_failed_item_again() -> None:
     queue = TransferQueue(runner)
     items = uploads("a")
     runner.release("a")
-    queue.add(items)
+    await queue.add(items)
     await idle(queue)
     assert items[0].state is S.FAILED
 
@@ -412,9 +412,9 @@ async def test_retrying_an_item_from_an_earlier_batch_counts_in_the_totals_while
     queue = TransferQueue(runner)
     old = uploads("old", size=300)
     runner.release("old", "new")
-    queue.add(old)
+    await queue.add(old)
     await idle(queue)
-    queue.add(uploads("new", size=10))  # a later batch, done before the retry
+    await queue.add(uploads("new", size=10))  # a later batch, done before the retry
     await idle(queue)
 
     runner._gates["old"].clear()  # hold the retry while it runs
@@ -436,7 +436,7 @@ async def test_retry_ignores_items_that_did_not_fail(state: TransferState) -> No
     queue = TransferQueue(runner, max_concurrent=1)
     items = uploads("a", "b")
     runner.release("a")
-    queue.add(items)
+    await queue.add(items)
     await reached(queue, items[0], S.DONE)
     target = items[0] if state is S.DONE else items[1]
 
@@ -457,7 +457,7 @@ async def test_clear_finished_removes_finished_items_and_keeps_the_rest() -> Non
     queue.removed.connect(removed.append)
     items = uploads("done", "failed", "running", "queued", "cancelled")
     runner.release("done", "failed")
-    queue.add(items)
+    await queue.add(items)
     queue.cancel(items[4].id)
     await runner.started(3)
 
@@ -474,7 +474,7 @@ async def test_shutdown_stops_running_work_and_waits_for_it() -> None:
     runner = FakeRunner()
     queue = TransferQueue(runner, max_concurrent=2)
     items = uploads("a", "b", "c")
-    queue.add(items)
+    await queue.add(items)
     await runner.started(2)
 
     await asyncio.wait_for(queue.shutdown(), GUARD)

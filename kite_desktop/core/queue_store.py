@@ -1,0 +1,272 @@
+"""The transfer queue on disk: one SQLite file, every change committed with ``synchronous=FULL``.
+
+A dropped file is written here before the window says "queued"; each state change and each resumable
+session is written as it happens, so a crash, a kill or a power cut loses no queued work. Rows carry the
+owning process (see :mod:`owner_lock`): the window and the ``kite`` command each run only their own rows,
+and take over rows whose owner is gone. The ``resume`` column holds session URLs, which are capabilities:
+it is never logged and is cleared when the row is done.
+
+Methods are synchronous and thread-safe; :class:`QueueJournal` runs them, in order, on one worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import json
+import logging
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from kite_desktop.core.owner_lock import OwnerLock
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MIGRATIONS = [
+    """
+    CREATE TABLE transfers (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        connection_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        source TEXT,
+        destination TEXT,
+        document TEXT,
+        state TEXT NOT NULL,
+        message TEXT NOT NULL DEFAULT '',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        user_paused INTEGER NOT NULL DEFAULT 0,
+        resume TEXT,
+        result_key TEXT,
+        owner TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX transfers_by_state ON transfers (state);
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+]
+COLUMNS = (
+    "kind",
+    "connection_id",
+    "name",
+    "size",
+    "source",
+    "destination",
+    "document",
+    "state",
+    "message",
+    "attempts",
+    "user_paused",
+    "resume",
+    "result_key",
+)
+FINISHED = ("done", "cancelled", "skipped")
+"""Rows in these states are history: they are not restored after a restart."""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class QueueStore:
+    """The queue's rows, in ``transfers.sqlite3``."""
+
+    def __init__(self, path: Path, owner: OwnerLock):
+        self.path = path
+        self.owner = owner
+        self.recovered_from: Path | None = None
+        self._lock = threading.Lock()
+        self._db = self._open_checked()
+
+    def _open_checked(self) -> sqlite3.Connection:
+        try:
+            db = self._open()
+            if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                db.close()
+                raise sqlite3.DatabaseError("quick_check failed")
+            return db
+        except sqlite3.DatabaseError as exc:
+            stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+            aside = self.path.with_name(f"{self.path.name}.damaged-{stamp}")
+            log.warning("transfer queue unreadable (%s); moved to %s", exc, aside.name)
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    Path(f"{self.path}{suffix}").replace(f"{aside}{suffix}")
+            self.recovered_from = aside
+            return self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA busy_timeout=10000")
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        for number in range(version, len(MIGRATIONS)):
+            with db:
+                db.execute("BEGIN IMMEDIATE")
+                for statement in _statements(MIGRATIONS[number]):
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {number + 1}")
+        return db
+
+    # -- writing -------------------------------------------------------------------------------------------
+    def insert(self, rows: list[dict[str, Any]]) -> list[int]:
+        """Add rows owned by this process, in one transaction; returns their ids in order."""
+        stamp = _now()
+        ids: list[int] = []
+        with self._lock, self._transaction() as db:
+            for row in rows:
+                values = [_encode(column, row.get(column)) for column in COLUMNS]
+                cursor = db.execute(
+                    f"INSERT INTO transfers ({', '.join(COLUMNS)}, owner, created_at, updated_at)"
+                    f" VALUES ({', '.join('?' * len(COLUMNS))}, ?, ?, ?)",
+                    (*values, self.owner.token, stamp, stamp),
+                )
+                ids.append(int(cursor.lastrowid or 0))
+        return ids
+
+    def update(self, transfer_id: int, **fields: Any) -> bool:
+        """Change one row; a row that is done never changes again. False when nothing was changed."""
+        unknown = set(fields) - set(COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown columns {unknown}")
+        assignments = ", ".join(f"{column} = ?" for column in fields)
+        values = [_encode(column, value) for column, value in fields.items()]
+        with self._lock, self._transaction() as db:
+            cursor = db.execute(
+                f"UPDATE transfers SET {assignments}, updated_at = ? WHERE id = ? AND state != 'done'",
+                (*values, _now(), transfer_id),
+            )
+        return cursor.rowcount > 0
+
+    def delete(self, ids: Iterable[int]) -> None:
+        with self._lock, self._transaction() as db:
+            db.executemany("DELETE FROM transfers WHERE id = ?", [(i,) for i in ids])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._lock, self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def meta(self, key: str, default: str = "") -> str:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row else default
+
+    # -- reading -------------------------------------------------------------------------------------------
+    def claim(self, which: Callable[[dict[str, Any]], bool] | None = None) -> list[dict[str, Any]]:
+        """Take over the unfinished rows whose owner is gone (and that ``which`` accepts); return them.
+
+        Finished rows of owners that are gone are history and are dropped.
+        """
+        with self._lock, self._transaction() as db:
+            rows = [_decode(r) for r in db.execute("SELECT * FROM transfers ORDER BY id").fetchall()]
+            owners = {r["owner"] for r in rows}
+            gone = {o for o in owners if not self.owner.alive(o)}
+            db.executemany(
+                "DELETE FROM transfers WHERE id = ?",
+                [(r["id"],) for r in rows if r["owner"] in gone and r["state"] in FINISHED],
+            )
+            mine = [
+                r
+                for r in rows
+                if r["state"] not in FINISHED and r["owner"] in gone and (which is None or which(r))
+            ]
+            db.executemany(
+                "UPDATE transfers SET owner = ? WHERE id = ? AND owner IS ?",
+                [(self.owner.token, r["id"], r["owner"]) for r in mine],
+            )
+        for row in mine:
+            row["owner"] = self.owner.token
+        return mine
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Every row (for tests and diagnostics; the resume column included)."""
+        with self._lock:
+            return [_decode(r) for r in self._db.execute("SELECT * FROM transfers ORDER BY id").fetchall()]
+
+    def integrity_check(self) -> str:
+        with self._lock:
+            return str(self._db.execute("PRAGMA integrity_check").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Any:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+def _encode(column: str, value: Any) -> Any:
+    if column in ("document", "resume"):
+        return None if value is None else json.dumps(value)
+    if column == "user_paused":
+        return int(bool(value))
+    if column in ("source", "destination") and value is not None:
+        return str(value)
+    return value
+
+
+def _decode(row: sqlite3.Row) -> dict[str, Any]:
+    data = dict(row)
+    for column in ("document", "resume"):
+        if data[column] is not None:
+            data[column] = json.loads(data[column])
+    data["user_paused"] = bool(data["user_paused"])
+    return data
+
+
+class QueueJournal:
+    """Runs a :class:`QueueStore`'s writes on one worker thread, in the order they were asked for."""
+
+    def __init__(self, store: QueueStore):
+        self.store = store
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kite-queue")
+        self._pending: set[concurrent.futures.Future[Any]] = set()
+        self._closed = False
+
+    async def run(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Do ``call`` after every earlier write, and wait until it is committed."""
+        future = self.submit(call, *args, **kwargs)
+        return await asyncio.wrap_future(future)
+
+    def submit(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> concurrent.futures.Future[T]:
+        """Do ``call`` after every earlier write, without waiting."""
+        future = self._executor.submit(call, *args, **kwargs)
+        self._pending.add(future)
+        future.add_done_callback(self._finished)
+        return future
+
+    def _finished(self, future: concurrent.futures.Future[Any]) -> None:
+        self._pending.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            log.error("the transfer queue could not be written: %s", future.exception())
+
+    async def close(self) -> None:
+        """Finish every write, then close the file (a second call does nothing)."""
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.wrap_future(self._executor.submit(self.store.close))
+        self._executor.shutdown(wait=True)
