@@ -11,7 +11,7 @@ APT_PACKAGES := libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 l
 	desktop-file-utils appstream gnome-keyring dbus dbus-x11 libsecret-tools chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint system-deps venv screenshots clean
+.PHONY: run test lint dist system-deps venv screenshots clean
 
 run: system-deps venv ## set up and start Kite Desktop
 	$(BIN)/kite-desktop
@@ -20,9 +20,23 @@ test: system-deps venv ## set up and run every test (headless, with a throwaway 
 	QT_QPA_PLATFORM=offscreen tests/with_keyring.sh $(BIN)/python -m pytest
 
 lint: venv
-	$(BIN)/ruff check kite_desktop tests docs bench
-	$(BIN)/ruff format --check kite_desktop tests docs bench
+	$(BIN)/ruff check kite_desktop tests docs bench packaging
+	$(BIN)/ruff format --check kite_desktop tests docs bench packaging
 	$(BIN)/mypy
+
+dist: system-deps venv $(VENV)/.installed-dist ## build the one-folder bundle dist/kite-desktop/ (PyInstaller)
+	@# PyInstaller needs the shared libpython. Debian's python3 does not link it: it is the package libpython3.X.
+	@$(BIN)/python -c 'import os, sys, sysconfig as c; sys.exit(not os.path.exists(os.path.join(c.get_config_var("LIBDIR"), c.get_config_var("INSTSONAME"))))' || { \
+	  lib=libpython$$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+	  if command -v apt-get >/dev/null && ! dpkg -s $$lib >/dev/null 2>&1; then \
+	    echo "Installing $$lib"; $(SUDO) apt-get install -y -qq --no-install-recommends $$lib; fi; }
+	$(BIN)/python -m PyInstaller --noconfirm --clean --log-level WARN \
+	  --distpath dist --workpath build/pyinstaller packaging/kite-desktop.spec
+	@du -sh dist/kite-desktop
+
+$(VENV)/.installed-dist: $(VENV)/.installed
+	$(BIN)/python -m pip install -q -e '.[test,dist]'
+	touch $@
 
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
