@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,18 @@ def test_the_wheel_installs_and_the_app_starts_from_it(tmp_path: Path):
     )
     assert built.returncode == 0, built.stderr
     (wheel,) = wheels.glob("kite_desktop-*.whl")
+    # Everything the program is made of is in the wheel. (Below, the venv sees this environment's packages,
+    # and an editable install of Kite among them would hide a subpackage the wheel lacks.)
+    shipped = set(zipfile.ZipFile(wheel).namelist())
+    sources = {
+        f"kite_desktop/{p.relative_to(ROOT / 'kite_desktop').as_posix()}" for p in (ROOT / "kite_desktop").rglob("*.py")
+    }
+    resources = {
+        f"kite_desktop/resources/{p.relative_to(ROOT / 'resources').as_posix()}"
+        for p in (ROOT / "resources").rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+    assert not (sources | resources) - shipped, sorted((sources | resources) - shipped)
     target = tmp_path / "venv"
     # The dependencies come from this environment; the program itself only from the wheel.
     venv.EnvBuilder(system_site_packages=True, with_pip=False).create(target)
