@@ -138,7 +138,10 @@ async def cmd_ls(service: KiteService, args: argparse.Namespace, out: Output) ->
 async def cmd_upload(service: KiteService, args: argparse.Namespace, out: Output) -> int:
     config = service.find_connection(args.to)
     service.transfers.totals_changed.connect(out.progress)
-    batch = await service.upload(config.id, args.paths)
+    batch = await service.upload(config.id, args.paths, adopt=True)
+    resumed = [t for t in batch.transfers if t.resume]
+    if resumed:
+        out.info(f"going on with {len(resumed)} upload(s) an earlier run left unfinished")
     for skipped in batch.skipped:
         out.error(f"skipped {skipped.source}: {skipped.reason}")
     await service.transfers.wait_idle()
@@ -160,6 +163,9 @@ async def cmd_upload(service: KiteService, args: argparse.Namespace, out: Output
     done = states.count(TransferState.DONE)
     problems = len(states) - done + len(batch.skipped)
     out.info(f"{done} uploaded to {config.name}, {problems} not uploaded.")
+    waiting = states.count(TransferState.PAUSED)
+    if waiting:
+        out.info(f"{waiting} wait in the queue; they go on when you run this command again or open Kite Desktop.")
     if problems and service.connection(config.id).status is ConnectionStatus.REQUIRES_REAUTH:
         return EXIT_REAUTH
     if not batch.transfers and not batch.skipped:

@@ -178,9 +178,7 @@ class QueueStore:
                 [(r["id"],) for r in rows if r["owner"] in gone and r["state"] in FINISHED],
             )
             mine = [
-                r
-                for r in rows
-                if r["state"] not in FINISHED and r["owner"] in gone and (which is None or which(r))
+                r for r in rows if r["state"] not in FINISHED and r["owner"] in gone and (which is None or which(r))
             ]
             db.executemany(
                 "UPDATE transfers SET owner = ? WHERE id = ? AND owner IS ?",

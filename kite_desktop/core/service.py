@@ -351,9 +351,11 @@ class KiteService:
             # The same files, left unfinished by an earlier run that is gone: go on with those rows.
             wanted = {(str(item.path), item.name) for item in intake.items}
             adopted = await self.transfers.adopt(
-                lambda row: row["kind"] == "upload"
-                and row["connection_id"] == connection_id
-                and (row["source"], row["name"]) in wanted
+                lambda row: (
+                    row["kind"] == "upload"
+                    and row["connection_id"] == connection_id
+                    and (row["source"], row["name"]) in wanted
+                )
             )
         for transfer in adopted:  # asked for again: a failed or paused one gets another go
             if transfer.state in (TransferState.FAILED, TransferState.CANCELLED):

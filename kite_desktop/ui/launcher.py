@@ -15,6 +15,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="kite-desktop", description="Kite Desktop: your documents, your storage.")
     parser.add_argument("--version", action="version", version=f"kite-desktop {__version__}")
     parser.add_argument("--profile", metavar="DIR", help="profile directory (default: $KITE_PROFILE_DIR or app data)")
+    parser.add_argument(
+        "--minimised", "--minimized", action="store_true", help="start in the tray without showing the window"
+    )
     parser.add_argument("paths", nargs="*", metavar="PATH", help="files or folders to upload")
     parser.add_argument("--quit-after-start", action="store_true", help=argparse.SUPPRESS)  # smoke tests
     return parser.parse_args(argv)
@@ -50,7 +53,7 @@ def run_gui(argv: list[str] | None = None) -> int:
         print(f"Kite is already running with the profile {profile.root}, but it does not answer.", file=sys.stderr)
         return 1
     try:
-        return qasync.run(boot(app, profile, instance, paths, args.quit_after_start))
+        return qasync.run(boot(app, profile, instance, paths, args.quit_after_start, args.minimised))
     except RuntimeError as exc:
         # The desktop session ended Qt's loop under us (log out, shutdown): nothing more can run.
         if "Event loop stopped" not in str(exc):
@@ -60,7 +63,14 @@ def run_gui(argv: list[str] | None = None) -> int:
         instance.release()
 
 
-async def boot(app: object, profile: object, instance: object, paths: list[str], quit_after_start: bool = False) -> int:
+async def boot(
+    app: object,
+    profile: object,
+    instance: object,
+    paths: list[str],
+    quit_after_start: bool = False,
+    minimised: bool = False,
+) -> int:
     from PySide6.QtWidgets import QApplication
 
     from kite_desktop.app import build_service
@@ -91,7 +101,10 @@ async def boot(app: object, profile: object, instance: object, paths: list[str],
     if not window.keep_running_in_tray:
         logging.getLogger(__name__).info("no system tray: closing the window quits")
 
-    window.show()
+    if (minimised or service.settings.start_minimised) and window.keep_running_in_tray:
+        logging.getLogger(__name__).info("starting in the tray")
+    else:
+        window.show()
     await window.start()
     if quit_after_start:
         print(f"kite-desktop started: {window.connection_model.rowCount()} connection(s), window shown")

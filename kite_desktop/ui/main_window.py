@@ -205,6 +205,11 @@ class MainWindow(QMainWindow):
         selected = self.service.settings.selected_connection
         row = self.connection_model.row_of(selected) if selected else -1
         self.connection_view.setCurrentIndex(self.connection_model.index(max(row, 0)))
+        restored = await self.service.restore_transfers()
+        if restored:
+            waiting = sum(1 for t in restored if not t.state.finished)
+            if waiting:
+                self.statusBar().showMessage(f"Going on with {waiting} transfer(s) from last time.", 8000)
         if self._show_task is not None:
             await asyncio.wait([self._show_task])
 
