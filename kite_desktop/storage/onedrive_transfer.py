@@ -282,6 +282,7 @@ async def _send_fragments(
         end = min(offset + backend.chunk_size, reader.size)
         data = await asyncio.to_thread(reader.read, offset, end - offset)
         await backend.limits.up.consume(len(data))
+        await backend.pacer.wait()  # the account may be rate-limited by another transfer's 429
         headers = {"Content-Range": f"bytes {offset}-{end - 1}/{reader.size}", "Content-Length": str(len(data))}
         final_sent = final_sent or end == reader.size
         try:
@@ -457,6 +458,7 @@ async def download_item(
         buffer = bytearray()
         try:
             headers = {"Range": f"bytes={done}-"} if done else {}
+            await backend.pacer.wait()
             async with backend.client.stream("GET", location, headers=headers) as stream:
                 if stream.status_code in (401, 403, 404, 410):  # the pre-authenticated URL expired
                     location = None
