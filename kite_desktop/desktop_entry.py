@@ -227,7 +227,7 @@ def set_autostart(enabled: bool) -> Path | None:
         return None
     _require_support()
     path = autostart_path()
-    _write(path, _entry_text(launch_command(), autostart=True).encode())
+    _write(path, _entry_text([*launch_command(), "--minimised"], autostart=True).encode())  # straight to the tray
     return path
 
 

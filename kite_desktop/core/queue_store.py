@@ -164,22 +164,31 @@ class QueueStore:
         return str(row[0]) if row else default
 
     # -- reading -------------------------------------------------------------------------------------------
-    def claim(self, which: Callable[[dict[str, Any]], bool] | None = None) -> list[dict[str, Any]]:
+    def claim(
+        self, which: Callable[[dict[str, Any]], bool] | None = None, *, with_done: bool = False
+    ) -> list[dict[str, Any]]:
         """Take over the unfinished rows whose owner is gone (and that ``which`` accepts); return them.
 
-        Finished rows of owners that are gone are history and are dropped.
+        A process that ends normally deletes its finished rows (:meth:`forget_finished`), so finished rows of
+        an owner that is gone are what a run that was killed had finished. ``with_done`` takes over its done
+        rows that ``which`` accepts too (``kite upload`` run again must not upload those again); the other
+        finished rows are history and are dropped.
         """
         with self._lock, self._transaction() as db:
             rows = [_decode(r) for r in db.execute("SELECT * FROM transfers ORDER BY id").fetchall()]
             owners = {r["owner"] for r in rows}
             gone = {o for o in owners if not self.owner.alive(o)}
+
+            def wanted(row: dict[str, Any]) -> bool:
+                if row["owner"] not in gone or (which is not None and not which(row)):
+                    return False
+                return row["state"] not in FINISHED or (with_done and row["state"] == "done")
+
+            mine = [r for r in rows if wanted(r)]
             db.executemany(
                 "DELETE FROM transfers WHERE id = ?",
-                [(r["id"],) for r in rows if r["owner"] in gone and r["state"] in FINISHED],
+                [(r["id"],) for r in rows if r["owner"] in gone and r["state"] in FINISHED and not wanted(r)],
             )
-            mine = [
-                r for r in rows if r["state"] not in FINISHED and r["owner"] in gone and (which is None or which(r))
-            ]
             db.executemany(
                 "UPDATE transfers SET owner = ? WHERE id = ? AND owner IS ?",
                 [(self.owner.token, r["id"], r["owner"]) for r in mine],
@@ -187,6 +196,14 @@ class QueueStore:
         for row in mine:
             row["owner"] = self.owner.token
         return mine
+
+    def forget_finished(self) -> None:
+        """Drop this process's done, cancelled and skipped rows (at a normal end: they are history)."""
+        with self._lock, self._transaction() as db:
+            db.execute(
+                f"DELETE FROM transfers WHERE owner = ? AND state IN ({', '.join('?' * len(FINISHED))})",
+                (self.owner.token, *FINISHED),
+            )
 
     def rows(self) -> list[dict[str, Any]]:
         """Every row (for tests and diagnostics; the resume column included)."""

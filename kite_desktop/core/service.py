@@ -128,6 +128,7 @@ class KiteService:
             await backend.aclose()
         await asyncio.to_thread(self.catalog.close)
         if self.journal is not None:
+            await self.journal.run(self.journal.store.forget_finished)
             await self.journal.close()
             self.journal.store.owner.release()
 
@@ -355,7 +356,8 @@ class KiteService:
                     row["kind"] == "upload"
                     and row["connection_id"] == connection_id
                     and (row["source"], row["name"]) in wanted
-                )
+                ),
+                with_done=True,
             )
         for transfer in adopted:  # asked for again: a failed or paused one gets another go
             if transfer.state in (TransferState.FAILED, TransferState.CANCELLED):

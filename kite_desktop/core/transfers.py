@@ -133,12 +133,17 @@ class TransferQueue:
         self.paused = (await self.journal.run(self.journal.store.meta, "paused")) == "1"
         return await self.adopt(None)
 
-    async def adopt(self, which: Callable[[dict[str, Any]], bool] | None) -> list[Transfer]:
-        """Take over the unfinished rows of runs that are gone (those ``which`` accepts) and queue them."""
+    async def adopt(self, which: Callable[[dict[str, Any]], bool] | None, *, with_done: bool = False) -> list[Transfer]:
+        """Take over the unfinished rows of runs that are gone (those ``which`` accepts) and queue them; with
+        ``with_done`` also what a killed run had finished (shown as done, not uploaded again)."""
         if self.journal is None:
             return []
-        rows = await self.journal.run(self.journal.store.claim, which)
+        rows = await self.journal.run(self.journal.store.claim, which, with_done=with_done)
         transfers = [Transfer.from_row(row) for row in rows]
+        for transfer in transfers:
+            if transfer.state is S.DONE:
+                transfer.done = transfer.size
+                transfer.message = "Uploaded by an earlier run that was interrupted."
         for transfer in transfers:
             # It was stopped mid-way or waited for a hold that this run will find out about afresh.
             if transfer.state.active or (transfer.state is S.PAUSED and not transfer.user_paused):

@@ -15,6 +15,7 @@ class ServiceBridge(QObject):
     transfer_changed = Signal(object)
     transfers_removed = Signal(list)
     totals_changed = Signal(object)
+    batch_finished = Signal(object)
 
     def __init__(self, service: KiteService, parent: QObject | None = None):
         super().__init__(parent)
@@ -25,6 +26,7 @@ class ServiceBridge(QObject):
         service.transfers.changed.connect(self._on_transfer_changed)
         service.transfers.removed.connect(self.transfers_removed.emit)
         service.transfers.totals_changed.connect(self._on_totals_changed)
+        service.transfers.batch_finished.connect(self.batch_finished.emit)
 
     def _on_transfer_changed(self, transfer: Transfer) -> None:
         self.transfer_changed.emit(transfer)

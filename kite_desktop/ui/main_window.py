@@ -36,6 +36,7 @@ from kite_desktop.ui.bridge import ServiceBridge
 from kite_desktop.ui.connection_model import ConnectionDelegate, ConnectionListModel
 from kite_desktop.ui.dialogs import Dialogs
 from kite_desktop.ui.document_model import DocumentFilterProxy, DocumentRole, DocumentTableModel
+from kite_desktop.ui.notifications import Notifier
 from kite_desktop.ui.tasks import TaskRunner
 from kite_desktop.ui.transfers_panel import TransfersPanel
 from kite_desktop.ui.tray import TrayController
@@ -56,6 +57,7 @@ class MainWindow(QMainWindow):
     open_action: QAction
     pause_action: QAction
     quit_action: QAction
+    settings_action: QAction
     refresh_action: QAction
     save_as_action: QAction
     show_transfers_action: QAction
@@ -73,6 +75,7 @@ class MainWindow(QMainWindow):
         self.tasks = TaskRunner(self.show_error)
         self.keep_running_in_tray = False
         self.tray: TrayController | None = None
+        self.settings_dialog: QWidget | None = None
         self._quitting = False
         self._told_about_tray = False
         self.current_connection_id: str | None = None
@@ -358,6 +361,12 @@ class MainWindow(QMainWindow):
         menu.addAction(self.refresh_action)
         menu.addAction(self.accounts.reconnect_action)
         menu.addAction(self.change_folder_action)
+        connection = self.current_connection
+        if connection is not None:
+            menu.addSeparator()
+            queue = self.service.transfers
+            menu.addAction("Pause its transfers", lambda: queue.pause_connection(connection.id))
+            menu.addAction("Resume its transfers", lambda: queue.resume_connection(connection.id))
         menu.addSeparator()
         menu.addAction(self.accounts.add_action)
         menu.addAction(self.accounts.remove_action)
@@ -569,6 +578,7 @@ class MainWindow(QMainWindow):
         tray.pause_toggled.connect(self.toggle_pause)
         tray.quit_requested.connect(self.quit)
         tray.add_connection_requested.connect(self.accounts.add_action.trigger)
+        self.notifier = Notifier(self.bridge, tray, lambda: self.service.connections())
         update()
 
     # -- messages -------------------------------------------------------------------------------------

@@ -31,6 +31,10 @@ def status_text(transfer: Transfer) -> str:
         return f"{transfer.state.label}: {transfer.message}"
     if transfer.state is TransferState.DONE and transfer.message:
         return f"Done. {transfer.message}"
+    if transfer.state in (TransferState.PAUSED, TransferState.QUEUED) and transfer.message:
+        # Why it waits: a reconnect, space, the next automatic try, or where an earlier run stopped.
+        message = transfer.message.removeprefix("Waiting: ")
+        return f"{transfer.state.label}: {message}" if transfer.message != "Paused." else transfer.state.label
     return transfer.state.label
 
 

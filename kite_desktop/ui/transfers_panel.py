@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QPoint, Qt, Signal
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMenu,
     QPushButton,
     QTableView,
     QVBoxLayout,
@@ -15,7 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from kite_desktop.core.formatting import human_duration, human_size, human_speed
-from kite_desktop.core.transfers import Totals, TransferQueue, TransferState
+from kite_desktop.core.transfers import Totals, Transfer, TransferQueue, TransferState
 from kite_desktop.ui.bridge import ServiceBridge
 from kite_desktop.ui.transfer_model import PROGRESS_COLUMN, ProgressDelegate, TransferTableModel
 
@@ -68,8 +70,10 @@ class TransfersPanel(QWidget):
         self.title = QLabel("<b>Transfers</b>", self)
         self.summary = QLabel("No transfers", self)
         self.summary.setObjectName("transfersSummary")
-        self.pause_button = QPushButton("Pause", self)
+        self.pause_button = QPushButton("Pause all", self)
+        self.pause_button.setToolTip("Pause the selected transfers, or all when none is selected (Ctrl+P: all)")
         self.retry_button = QPushButton("Retry", self)
+        self.retry_button.setToolTip("Try the selected (or all failed) transfers again now")
         self.cancel_button = QPushButton("Cancel", self)
         self.cancel_button.setToolTip("Cancel the selected transfers, or all when none is selected")
         self.clear_button = QPushButton("Clear finished", self)
@@ -89,7 +93,17 @@ class TransfersPanel(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.table)
 
-        self.pause_button.clicked.connect(self.toggle_pause)
+        self.pause_button.clicked.connect(self.pause_clicked)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._on_table_context_menu)
+        self.pause_items_action = QAction("Pause", self)
+        self.resume_items_action = QAction("Resume", self)
+        self.retry_items_action = QAction("Retry now", self)
+        self.cancel_items_action = QAction("Cancel", self)
+        self.pause_items_action.triggered.connect(lambda: self.queue.pause_items(self.selected_ids()))
+        self.resume_items_action.triggered.connect(lambda: self.queue.resume_items(self.selected_ids()))
+        self.retry_items_action.triggered.connect(self.retry_selected)
+        self.cancel_items_action.triggered.connect(self.cancel_selected)
         self.retry_button.clicked.connect(self.retry_selected)
         self.cancel_button.clicked.connect(self.cancel_selected)
         self.clear_button.clicked.connect(self.queue.clear_finished)
@@ -107,12 +121,40 @@ class TransfersPanel(QWidget):
 
     def _on_bridge_totals_changed(self, totals: Totals) -> None:
         self.summary.setText(totals_text(totals))
-        self.pause_button.setText("Resume" if totals.paused else "Pause")
         self._update_buttons()
 
     def selected_ids(self) -> list[int]:
         rows = {index.row() for index in self.table.selectionModel().selectedRows()}
         return [t.id for r in sorted(rows) if (t := self.model.transfer_at(r)) is not None]
+
+    def selected_transfers(self) -> list[Transfer]:
+        return [t for i in self.selected_ids() if (t := self.queue.get(i)) is not None]
+
+    def pause_clicked(self) -> None:
+        """Pause or resume the selected transfers; with none selected, everything."""
+        selected = self.selected_transfers()
+        if not selected:
+            self.toggle_pause()
+        elif all(t.state is TransferState.PAUSED for t in selected):
+            self.queue.resume_items([t.id for t in selected])
+        else:
+            self.queue.pause_items([t.id for t in selected])
+        self._update_buttons()
+
+    def _on_table_context_menu(self, position: QPoint) -> None:
+        selected = self.selected_transfers()
+        if not selected:
+            return
+        pausable = [t for t in selected if not t.state.finished and t.state is not TransferState.PAUSED]
+        self.pause_items_action.setEnabled(bool(pausable))
+        self.resume_items_action.setEnabled(any(t.state is TransferState.PAUSED for t in selected))
+        self.retry_items_action.setEnabled(any(_retryable(t) for t in selected))
+        self.cancel_items_action.setEnabled(any(not t.state.finished for t in selected))
+        menu = QMenu(self)
+        menu.addActions([self.pause_items_action, self.resume_items_action, self.retry_items_action])
+        menu.addSeparator()
+        menu.addAction(self.cancel_items_action)
+        menu.popup(self.table.viewport().mapToGlobal(position))
 
     def toggle_pause(self) -> None:
         if self.queue.paused:
@@ -128,12 +170,26 @@ class TransfersPanel(QWidget):
             self.queue.cancel(transfer_id)
 
     def retry_selected(self) -> None:
-        ids = self.selected_ids() or [t.id for t in self.queue.items if t.state is TransferState.FAILED]
+        ids = self.selected_ids() or [t.id for t in self.queue.items if _retryable(t)]
         for transfer_id in ids:
             self.queue.retry(transfer_id)
 
     def _update_buttons(self) -> None:
         items = self.queue.items
+        selected = self.selected_transfers()
         self.cancel_button.setEnabled(any(not t.state.finished for t in items))
         self.clear_button.setEnabled(any(t.state.finished for t in items))
-        self.retry_button.setEnabled(any(t.state in (TransferState.FAILED, TransferState.CANCELLED) for t in items))
+        self.retry_button.setEnabled(any(_retryable(t) for t in selected or items))
+        if not selected:
+            self.pause_button.setText("Resume all" if self.queue.paused else "Pause all")
+            self.pause_button.setEnabled(True)
+        else:
+            paused = all(t.state is TransferState.PAUSED for t in selected)
+            self.pause_button.setText("Resume" if paused else "Pause")
+            self.pause_button.setEnabled(any(not t.state.finished for t in selected))
+
+
+def _retryable(transfer: Transfer) -> bool:
+    """Failed or cancelled; or waiting for its next automatic try (Retry starts it now)."""
+    waiting = transfer.state is TransferState.QUEUED and transfer.not_before > 0
+    return waiting or transfer.state in (TransferState.FAILED, TransferState.CANCELLED)

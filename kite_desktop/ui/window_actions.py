@@ -97,6 +97,9 @@ def build_actions(window: MainWindow) -> None:
     window.show_transfers_action = make_action(window, "Transfers", window._toggle_transfers, "Ctrl+T")
     window.show_transfers_action.setCheckable(True)
     window.quit_action = make_action(window, "Quit", window.quit, QKeySequence.StandardKey.Quit)
+    window.settings_action = make_action(
+        window, "Settings…", lambda: show_settings(window), "Ctrl+,", tip="Transfers, limits, start-up (Ctrl+,)"
+    )
     window.about_action = make_action(window, "About Kite", window.show_about)
     window.log_folder_action = make_action(window, "Open log folder", window.open_log_folder)
     window._update_actions()
@@ -109,6 +112,7 @@ def build_menus_and_toolbar(window: MainWindow) -> None:
     file_menu.addSeparator()
     file_menu.addAction(window.accounts.add_action)
     file_menu.addSeparator()
+    file_menu.addAction(window.settings_action)
     file_menu.addAction(window.quit_action)
     documents_menu = menu.addMenu("&Documents")
     documents_menu.addActions([window.open_action, window.save_as_action, window.delete_action])
@@ -182,6 +186,14 @@ def show_about(window: MainWindow) -> None:
         f"<p>Qt {qVersion()} · PySide6 {pyside_version}<br>{_escape(libraries)}</p>"
         f"<p>Profile: {_escape(str(profile.root))}<br>Logs: {_escape(str(profile.log_dir))}</p>",
     )
+
+
+def show_settings(window: MainWindow) -> None:
+    from kite_desktop.ui.settings_dialog import SettingsDialog
+
+    dialog = SettingsDialog(window.service, window.keep_running_in_tray, window)
+    window.settings_dialog = dialog
+    dialog.open()
 
 
 def open_log_folder(window: MainWindow) -> None:

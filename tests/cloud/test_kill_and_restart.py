@@ -9,9 +9,9 @@ must finish.
 
 Then every file is in the store exactly once under its own name, byte for byte; no folder was made twice; the
 profile's SQLite files pass ``PRAGMA integrity_check`` and the queue holds no unfinished work; and at least
-one run said it went on with uploads an earlier run left unfinished. Nothing else is in the store except
-numbered copies ("x (1).bin") of files a killed run had already finished: a known bug, pinned down by the
-strict xfail test at the end of this module; that allowance goes once the bug is fixed.
+one run said it went on with uploads an earlier run left unfinished. Nothing else is in the store: no
+numbered copy ("x (1).bin") of a file a killed run had already finished (the test at the end of this module
+pins that case down on its own).
 
 The command keeps its sign-in in the OS keyring, so this runs inside ``tests/with_keyring.sh`` (``make test``,
 CI) and skips elsewhere unless ``KITE_REQUIRE_KEYRING=1``.
@@ -20,12 +20,10 @@ CI) and skips elsewhere unless ``KITE_REQUIRE_KEYRING=1``.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import hashlib
 import os
 import random
-import re
 import sqlite3
 import subprocess
 import sys
@@ -305,15 +303,6 @@ def md5(data: bytes) -> str:
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
-def renamed_copy_of(name: str, batch: dict[str, bytes]) -> str | None:
-    """The batch file that ``name`` is a numbered copy of ("x.bin" for "x (2).bin"), or None."""
-    found = re.fullmatch(r"(.*) \(\d+\)(\.[^./]*)?", name)
-    if found is None:
-        return None
-    original = found.group(1) + (found.group(2) or "")
-    return original if original in batch else None
-
-
 # -- the tests -------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("which", sorted(CLOUDS))
 def test_upload_killed_again_and_again_then_finished_stores_each_file_once(
@@ -326,7 +315,6 @@ def test_upload_killed_again_and_again_then_finished_stores_each_file_once(
     profile = tmp_path / "profile"
     outputs: list[str] = []
     kills = {"before": 0, "after": 0}
-    done_when_killed: collections.Counter[str] = collections.Counter()
     with CLOUDS[which]() as cloud, connected(profile, cloud) as connection:
         killer = Killer(cloud.is_upload)
         for server in cloud.servers:
@@ -343,7 +331,6 @@ def test_upload_killed_again_and_again_then_finished_stores_each_file_once(
                 break
             assert code == -9, outputs[-1]
             kills["after" if after else "before"] += 1
-            done_when_killed.update(name for name, state in queue_rows(profile) if state == "done")
 
         final = subprocess.run(command, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT)
         outputs.append(final.stderr)
@@ -356,20 +343,8 @@ def test_upload_killed_again_and_again_then_finished_stores_each_file_once(
         copies = stored.get(name, [])
         assert len(copies) == 1, f"{name} is stored {len(copies)} times (kills: {kills})"
         assert md5(copies[0]) == md5(data), f"{name} differs from the file"
-    # Files a killed run had finished are uploaded again by the next run under a numbered name (see the xfail test
-    # below): tolerated here, as exact copies and only that often, so that this test guards everything else. Any
-    # other extra file is a duplicate upload. Drop this allowance once that bug is fixed.
-    copies_of: collections.Counter[str] = collections.Counter()
-    for name in sorted(set(stored) - set(batch)):
-        original = renamed_copy_of(name, batch)
-        assert original is not None, f"the store holds {name}, which is no file of the batch"
-        assert all(md5(copy) == md5(batch[original]) for copy in stored[name]), f"{name} is no copy of {original}"
-        copies_of[original] += len(stored[name])
-    for original, count in copies_of.items():
-        assert count <= done_when_killed[original], (
-            f"{original} was uploaded {count + 1} times, but a killed run had finished it {done_when_killed[original]}"
-            " times"
-        )
+    extra = sorted(set(stored) - set(batch))
+    assert not extra, f"the store holds {extra} besides the batch (kills: {kills})"
     assert len(folders) == len(set(folders)), f"folders made twice: {sorted(folders)}"
     assert any(RESUMED in output for output in outputs), outputs
     for database in ("catalog.sqlite3", "transfers.sqlite3"):
@@ -377,12 +352,6 @@ def test_upload_killed_again_and_again_then_finished_stores_each_file_once(
     assert not [row for row in queue_rows(profile) if row[1] != "done"], "unfinished rows left in the queue"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a re-run of 'kite upload' after a kill uploads again, as 'a (1).bin', the files the killed run "
-    "had already finished (KiteService.upload(adopt=True) takes over only unfinished rows; QueueStore.claim drops "
-    "the dead run's done rows)",
-)
 @pytest.mark.parametrize("which", sorted(CLOUDS))
 def test_a_rerun_after_a_kill_does_not_upload_again_what_the_killed_run_had_finished(
     secret_service: None, home: Path, tmp_path: Path, which: str

@@ -66,8 +66,10 @@ def test_a_429_with_retry_after_holds_every_transfer_of_the_account(account, tmp
     log = requests()
     (limited,) = [r for r in log if r.status == 429]
     during = [r for r in log if limited.at < r.at < limited.at + RETRY_AFTER * 0.9]
-    # Requests already on their way when the 429 came back may still arrive; nothing new is started.
-    assert len(during) <= UPLOADS - 1, [(r.method, r.path[:40], round(r.at - limited.at, 3)) for r in during]
+    # The server logs the 429 when the request arrives. Until its answer has reached Kite, each other upload may
+    # finish the request it had on its way and start one more; after that, nothing new starts until Retry-After.
+    # (Without the shared pacer the other three go on at full speed: dozens of requests in that second.)
+    assert len(during) <= 2 * (UPLOADS - 1), [(r.method, r.path[:40], round(r.at - limited.at, 3)) for r in during]
     assert len(data_puts(log)) >= UPLOADS * (SIZE // (320 * 1024))  # and everything was still sent
 
 

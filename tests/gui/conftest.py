@@ -24,9 +24,30 @@ from kite_desktop.ui.bridge import ServiceBridge
 from kite_desktop.ui.main_window import MainWindow
 
 
+class TestEventLoop(qasync.QEventLoop):
+    """qasync's loop for tests that call ``run_until_complete`` many times.
+
+    qasync 0.28's ``run_until_complete`` processes Qt events once more *after* ``run_forever`` has unset the
+    running loop, so a task stepped in that last round finds "no running event loop" (for example in
+    ``asyncio.to_thread``) and fails at random. The app runs one ``run_until_complete`` for its whole life
+    and is not affected; here the loop stays marked as running until that last round is over."""
+
+    def run_forever(self) -> Any:
+        try:
+            return super().run_forever()
+        finally:
+            asyncio.events._set_running_loop(self)
+
+    def run_until_complete(self, future: Any) -> Any:
+        try:
+            return super().run_until_complete(future)
+        finally:
+            asyncio.events._set_running_loop(None)
+
+
 @pytest.fixture
 def loop(qapp: Any) -> Iterator[qasync.QEventLoop]:
-    event_loop = qasync.QEventLoop(qapp, already_running=False)
+    event_loop = TestEventLoop(qapp, already_running=False)
     asyncio.set_event_loop(event_loop)
     errors: list[dict[str, Any]] = []
     event_loop.set_exception_handler(lambda _loop, context: errors.append(context))

@@ -155,7 +155,8 @@ def test_autostart_on_and_off(xdg: tuple[Path, Path]):
     validate(path)
     values = entry_values(path)
     assert values["X-GNOME-Autostart-enabled"] == "true"
-    assert exec_arguments(values["Exec"]) == desktop_entry.launch_command()  # no %U: nothing to open at login
+    # No %U (nothing to open at login), and straight to the tray.
+    assert exec_arguments(values["Exec"]) == [*desktop_entry.launch_command(), "--minimised"]
     assert desktop_entry.autostart_enabled()
 
     # A desktop's own switch (GNOME Tweaks, KDE's autostart page) counts as off.

@@ -1,0 +1,58 @@
+"""Desktop notifications: one when a batch of transfers ends or when an account needs the person.
+
+Never one per file. Shown through the tray icon (the desktop's notification service); when there is no
+tray, the window's status bar already says the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject
+
+from kite_desktop.core.models import Connection, ConnectionStatus
+from kite_desktop.core.transfers import Totals
+from kite_desktop.ui.bridge import ServiceBridge
+from kite_desktop.ui.tray import TrayController
+
+
+def batch_message(totals: Totals) -> tuple[str, str]:
+    """Title and text for a finished batch."""
+    done = totals.finished - totals.failed
+    files = "file" if done == 1 else "files"
+    if totals.failed:
+        failed = "transfer" if totals.failed == 1 else "transfers"
+        return "Transfers need attention", f"{done} {files} done, {totals.failed} {failed} failed. Open Kite to retry."
+    return "Transfers finished", f"{done} {files} done."
+
+
+class Notifier(QObject):
+    def __init__(self, bridge: ServiceBridge, tray: TrayController, connections: Callable[[], list[Connection]]):
+        super().__init__(tray)
+        self.tray = tray
+        self.sent: list[tuple[str, str]] = []
+        self._connections = connections
+        self._told: set[str] = set()
+        bridge.batch_finished.connect(self._on_batch_finished)
+        bridge.connections_changed.connect(self._on_connections_changed)
+
+    def notify(self, title: str, text: str) -> None:
+        self.sent.append((title, text))
+        self.tray.notify(title, text)
+
+    def _on_batch_finished(self, totals: Totals) -> None:
+        if totals.finished:
+            self.notify(*batch_message(totals))
+
+    def _on_connections_changed(self) -> None:
+        for connection in self._connections():
+            if connection.status is ConnectionStatus.REQUIRES_REAUTH:
+                if connection.id not in self._told:
+                    self._told.add(connection.id)
+                    who = connection.account or connection.name
+                    self.notify(
+                        "Kite needs you",
+                        f"{who} must be signed in again; its transfers wait until you reconnect.",
+                    )
+            else:
+                self._told.discard(connection.id)
