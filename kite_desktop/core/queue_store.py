@@ -278,10 +278,13 @@ class QueueJournal:
         if not future.cancelled() and future.exception() is not None:
             log.error("the transfer queue could not be written: %s", future.exception())
 
-    async def close(self) -> None:
-        """Finish every write, then close the file (a second call does nothing)."""
+    async def close(self, *, forget_finished: bool = False) -> None:
+        """Finish every write, then close the file (a second call does nothing). ``forget_finished`` drops this
+        process's finished rows first: a normal end, after which they are history."""
         if self._closed:
             return
         self._closed = True
+        if forget_finished:
+            await asyncio.wrap_future(self._executor.submit(self.store.forget_finished))
         await asyncio.wrap_future(self._executor.submit(self.store.close))
         self._executor.shutdown(wait=True)

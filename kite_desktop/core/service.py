@@ -128,8 +128,7 @@ class KiteService:
             await backend.aclose()
         await asyncio.to_thread(self.catalog.close)
         if self.journal is not None:
-            await self.journal.run(self.journal.store.forget_finished)
-            await self.journal.close()
+            await self.journal.close(forget_finished=True)
             self.journal.store.owner.release()
 
     # -- connections -----------------------------------------------------------------------------

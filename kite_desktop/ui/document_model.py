@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from typing import Any
 
 from PySide6.QtCore import (
@@ -25,17 +26,94 @@ COLUMNS = ("Name", "Type", "Size", "Modified", "State")
 STATE_LABELS = {"stored": "Stored", "online_only": "Online only"}
 
 
+RESET_ABOVE = 200
+"""More changes than this at once (a first listing) reset the model; fewer are applied row by row."""
+
+
 class DocumentTableModel(QAbstractTableModel):
+    """The documents, kept in the order the view asked for.
+
+    The model sorts itself in Python (one key per row, computed once) instead of letting the proxy compare
+    rows through ``data()``: with 10,000 documents that is the difference between a few milliseconds and half
+    a second with the window frozen (docs/performance.md). A new listing of the same connection is applied
+    as row inserts, removals and changes, so the view keeps its selection and scroll position.
+    """
+
     def __init__(self, parent: Any = None):
         super().__init__(parent)
         self._documents: list[Document] = []
         self.connection_id: str | None = None
+        self._sort_column = 0
+        self._sort_order = Qt.SortOrder.AscendingOrder
 
-    def set_documents(self, connection_id: str, documents: list[Document]) -> None:
-        self.beginResetModel()
-        self.connection_id = connection_id
-        self._documents = list(documents)
-        self.endResetModel()
+    def set_documents(self, connection_id: str, documents: list[Document]) -> bool:
+        """Show ``documents``; True when the model was reset (selection and scroll position are gone)."""
+        ordered = self._sorted(documents)
+        if connection_id != self.connection_id or not self._apply_changes(ordered):
+            self.beginResetModel()
+            self.connection_id = connection_id
+            self._documents = ordered
+            self.endResetModel()
+            return True
+        return False
+
+    def _apply_changes(self, ordered: list[Document]) -> bool:
+        """Turn the current rows into ``ordered`` with few signals; False when a reset is simpler."""
+        wanted = {d.id: d for d in ordered}
+        current = {d.id for d in self._documents}
+        removed = [row for row, d in enumerate(self._documents) if d.id not in wanted]
+        added = [d for d in ordered if d.id not in current]
+        if len(removed) + len(added) > RESET_ABOVE:
+            return False
+        for row in reversed(removed):
+            self.beginRemoveRows(QModelIndex(), row, row)
+            del self._documents[row]
+            self.endRemoveRows()
+        last = len(COLUMNS) - 1
+        moved = False
+        for row, old in enumerate(self._documents):
+            new = wanted[old.id]
+            if new != old:
+                moved = moved or self._key(new) != self._key(old)
+                self._documents[row] = new
+                self.dataChanged.emit(self.index(row, 0), self.index(row, last))
+        if moved:
+            self.sort(self._sort_column, self._sort_order)
+        keys = [self._key(d) for d in self._documents]
+        for document in added:
+            row = (bisect.bisect_left if self._ascending else _bisect_left_descending)(keys, self._key(document))
+            self.beginInsertRows(QModelIndex(), row, row)
+            self._documents.insert(row, document)
+            keys.insert(row, self._key(document))
+            self.endInsertRows()
+        return True
+
+    # -- sorting ------------------------------------------------------------------------------------------
+    @property
+    def _ascending(self) -> bool:
+        return self._sort_order == Qt.SortOrder.AscendingOrder
+
+    def _key(self, document: Document) -> Any:
+        return (self._sort_key(document, self._sort_column), document.name.casefold(), document.id)
+
+    def _sorted(self, documents: list[Document]) -> list[Document]:
+        return sorted(documents, key=self._key, reverse=not self._ascending)
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        if not 0 <= column < len(COLUMNS):
+            return
+        self.layoutAboutToBeChanged.emit()
+        before = self.persistentIndexList()
+        ids = [self._documents[i.row()].id if 0 <= i.row() < len(self._documents) else None for i in before]
+        self._sort_column, self._sort_order = column, order
+        self._documents = self._sorted(self._documents)
+        rows = {d.id: row for row, d in enumerate(self._documents)}
+        after = [
+            self.index(rows[i], old.column()) if i in rows else QModelIndex()
+            for i, old in zip(ids, before, strict=True)
+        ]
+        self.changePersistentIndexList(before, after)
+        self.layoutChanged.emit()
 
     def document_at(self, row: int) -> Document | None:
         return self._documents[row] if 0 <= row < len(self._documents) else None
@@ -106,7 +184,7 @@ class DocumentTableModel(QAbstractTableModel):
 
 
 class DocumentFilterProxy(QSortFilterProxyModel):
-    """Sorts by the raw values (sizes as numbers) and filters on the name as the user types."""
+    """Filters on the name as the user types; sorting is handed to the documents model (sizes as numbers)."""
 
     def __init__(self, parent: Any = None):
         super().__init__(parent)
@@ -114,3 +192,22 @@ class DocumentFilterProxy(QSortFilterProxyModel):
         self.setFilterKeyColumn(0)
         self.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         self.setSortCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        source = self.sourceModel()
+        if isinstance(source, DocumentTableModel):
+            source.sort(column, order)  # the proxy keeps the source's order (it never sorts by itself)
+        else:
+            super().sort(column, order)
+
+
+def _bisect_left_descending(keys: list[Any], key: Any) -> int:
+    """Where ``key`` goes in ``keys`` sorted from largest to smallest."""
+    low, high = 0, len(keys)
+    while low < high:
+        middle = (low + high) // 2
+        if keys[middle] > key:
+            low = middle + 1
+        else:
+            high = middle
+    return low

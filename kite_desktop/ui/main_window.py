@@ -289,8 +289,8 @@ class MainWindow(QMainWindow):
 
     def _set_documents(self, connection_id: str, documents: list[Document]) -> None:
         selected = {d.id for d in self.selected_documents()}
-        self.document_model.set_documents(connection_id, documents)
-        if selected:
+        reset = self.document_model.set_documents(connection_id, documents)
+        if reset and selected:  # otherwise Qt kept the selection on the rows that stayed
             selection = self.table.selectionModel()
             for row in range(self.proxy.rowCount()):
                 index = self.proxy.index(row, 0)

@@ -6,12 +6,12 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, QPersistentModelIndex, Qt, Signal
 
 from kite_desktop.core.models import Connection, ConnectionConfig, ConnectionStatus, Document, Provider
 from kite_desktop.core.transfers import Transfer, TransferKind, TransferState
 from kite_desktop.ui.connection_model import ConnectionListModel
-from kite_desktop.ui.document_model import DocumentFilterProxy, DocumentTableModel
+from kite_desktop.ui.document_model import DocumentFilterProxy, DocumentTableModel, SortRole
 from kite_desktop.ui.transfer_model import TransferTableModel
 
 
@@ -81,3 +81,37 @@ def test_qt_binding_keeps_reference_counts_of_signal_arguments(qapp):
         emitter.flag.emit(True)
         emitter.thing.emit(object())
     assert sys.getrefcount(True) >= before
+
+
+def test_a_new_listing_of_the_same_connection_changes_rows_in_place(qtmodeltester):
+    """A finished upload adds one row where it belongs; the others (and what the view shows of them) stay."""
+    model = DocumentTableModel()
+    proxy = DocumentFilterProxy()
+    proxy.setSourceModel(model)
+    first = [document(f"doc-{n:03}.pdf", n) for n in range(50)]
+    assert model.set_documents("c", first) is True  # a first listing: reset
+    qtmodeltester.check(model)
+    proxy.sort(2, Qt.SortOrder.DescendingOrder)
+    kept = proxy.index(10, 0)
+    kept_name = kept.data()
+    pinned = QPersistentModelIndex(kept)
+    resets: list[bool] = []
+    model.modelReset.connect(lambda: resets.append(True))
+
+    second = [d for d in first if d.name != "doc-049.pdf"] + [document("new.pdf", 25)]
+    assert model.set_documents("c", second) is False
+    assert resets == []
+    sizes = [proxy.index(r, 2).data(SortRole) for r in range(proxy.rowCount())]
+    assert sizes == sorted(sizes, reverse=True) and 25 in sizes and 49 not in sizes
+    assert pinned.isValid() and pinned.data() == kept_name
+    assert model.set_documents("other", second) is True  # another connection: a fresh start
+
+
+def test_sorting_ten_thousand_documents_keeps_every_row(qtmodeltester):
+    model = DocumentTableModel()
+    model.set_documents("c", [document(f"d{n}.pdf", (n * 7919) % 10_000) for n in range(10_000)])
+    proxy = DocumentFilterProxy()
+    proxy.setSourceModel(model)
+    proxy.sort(2, Qt.SortOrder.AscendingOrder)
+    sizes = [model.document_at(r).size for r in range(model.rowCount())]
+    assert sizes == sorted(sizes) and len(set(model.document_at(r).id for r in range(10_000))) == 10_000
