@@ -6,8 +6,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
+from typing import Any
 
 from kite_desktop.auth.keyring_store import KeyringTokenStore
 from kite_desktop.core.errors import CloudConnectionError, KiteError
@@ -30,20 +32,30 @@ def backend_factory(tokens: TokenStore) -> BackendFactory:
             raise CloudConnectionError(
                 f"Kite has no sign-in for {config.name} on this computer.", hint="Reconnect the account."
             )
-        if config.provider is Provider.GOOGLE_DRIVE:
-            from kite_desktop.storage.google_drive_backend import GoogleDriveBackend
-
-            return GoogleDriveBackend(credentials, on_credentials_changed=save)
-        if config.provider is Provider.ONEDRIVE:
-            from kite_desktop.storage.onedrive_backend import OneDriveBackend
-
-            return OneDriveBackend(credentials, on_credentials_changed=save)
+        if config.provider in (Provider.GOOGLE_DRIVE, Provider.ONEDRIVE):
+            # In a worker thread: the first use imports the provider's libraries and sets up TLS, which takes
+            # a noticeable fraction of a second that the window would otherwise freeze for.
+            return await asyncio.to_thread(_cloud_backend, config.provider, credentials, save)
         raise KiteError(
             f"{config.provider.label} connections are not available in this version of Kite.",
             title="Not available yet",
         )
 
     return make
+
+
+def _cloud_backend(provider: Provider, credentials: dict[str, Any], save: CredentialsSaver) -> StorageBackend:
+    if provider is Provider.GOOGLE_DRIVE:
+        from kite_desktop.storage.google_drive_backend import GoogleDriveBackend
+
+        drive = GoogleDriveBackend(credentials, on_credentials_changed=save)
+        drive.service  # noqa: B018 - builds the API client from the shipped discovery document, here
+        return drive
+    from kite_desktop.storage.onedrive_backend import OneDriveBackend
+
+    onedrive = OneDriveBackend(credentials, on_credentials_changed=save)
+    onedrive.client  # noqa: B018 - the HTTP client and its TLS context, here
+    return onedrive
 
 
 def build_service(profile_dir: str | os.PathLike[str] | None = None, tokens: TokenStore | None = None) -> KiteService:

@@ -36,7 +36,8 @@ ENDPOINT_KEYS = (
 class Settings:
     connections: list[ConnectionConfig] = field(default_factory=list)
     selected_connection: str | None = None
-    concurrent_transfers: int = 3
+    concurrent_transfers: int = 4
+    """Transfers at once; 4 measured best (bench/transfer_concurrency.py, docs/performance.md)."""
     conflict_policy: str = "rename"
     window_geometry: str | None = None
     upload_limit_kib: int = 0
@@ -74,7 +75,7 @@ class Settings:
         settings = cls()
         settings.connections = [ConnectionConfig.from_json(c) for c in data.get("connections", [])]
         settings.selected_connection = data.get("selected_connection")
-        settings.concurrent_transfers = max(1, min(16, int(data.get("concurrent_transfers", 3))))
+        settings.concurrent_transfers = max(1, min(8, int(data.get("concurrent_transfers", 4))))
         policy = data.get("conflict_policy", "rename")
         settings.conflict_policy = policy if policy in CONFLICT_POLICIES else "rename"
         settings.window_geometry = data.get("window_geometry")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import (
@@ -30,6 +31,20 @@ RESET_ABOVE = 200
 """More changes than this at once (a first listing) reset the model; fewer are applied row by row."""
 
 
+@dataclass(frozen=True)
+class Changes:
+    """From one list of rows to the next: rows removed, documents added, rows whose document changed."""
+
+    version: int
+    removed: list[int]
+    added: list[Document]
+    changed: list[tuple[int, Document]]
+
+    @property
+    def small(self) -> bool:
+        return len(self.removed) + len(self.added) <= RESET_ABOVE
+
+
 class DocumentTableModel(QAbstractTableModel):
     """The documents, kept in the order the view asked for.
 
@@ -42,51 +57,76 @@ class DocumentTableModel(QAbstractTableModel):
     def __init__(self, parent: Any = None):
         super().__init__(parent)
         self._documents: list[Document] = []
+        self._keys: list[Any] = []
+        """Each row's sort key, kept beside it: computed once per document, not on every change."""
         self.connection_id: str | None = None
+        self._version = 0
         self._sort_column = 0
         self._sort_order = Qt.SortOrder.AscendingOrder
 
-    def set_documents(self, connection_id: str, documents: list[Document]) -> bool:
-        """Show ``documents``; True when the model was reset (selection and scroll position are gone)."""
-        ordered = self._sorted(documents)
-        if connection_id != self.connection_id or not self._apply_changes(ordered):
-            self.beginResetModel()
-            self.connection_id = connection_id
-            self._documents = ordered
-            self.endResetModel()
-            return True
-        return False
+    def set_documents(self, connection_id: str, documents: list[Document], plan: Changes | None = None) -> bool:
+        """Show ``documents``; True when the model was reset (selection and scroll position are gone).
 
-    def _apply_changes(self, ordered: list[Document]) -> bool:
-        """Turn the current rows into ``ordered`` with few signals; False when a reset is simpler."""
-        wanted = {d.id: d for d in ordered}
-        current = {d.id for d in self._documents}
-        removed = [row for row, d in enumerate(self._documents) if d.id not in wanted]
-        added = [d for d in ordered if d.id not in current]
-        if len(removed) + len(added) > RESET_ABOVE:
-            return False
-        for row in reversed(removed):
+        ``plan``, from :meth:`changes_to` (which may run in a worker thread), saves the Qt thread the
+        comparison of every row; it is used only if the rows have not changed since it was made."""
+        if connection_id == self.connection_id:
+            if plan is None or plan.version != self._version:
+                plan = self.changes_to(documents)
+            if plan.small:
+                self._apply(plan)
+                return False
+        self.beginResetModel()
+        self.connection_id = connection_id
+        self._documents, self._keys = self._sorted(documents)
+        self._version += 1
+        self.endResetModel()
+        return True
+
+    def snapshot(self) -> tuple[int, list[Document]]:
+        return self._version, list(self._documents)
+
+    def changes_to(self, documents: list[Document], snapshot: tuple[int, list[Document]] | None = None) -> Changes:
+        """What turns the rows (of ``snapshot``, or the current ones) into ``documents``. Reads only the
+        snapshot, so it can run in a worker thread."""
+        version, rows = snapshot if snapshot is not None else self.snapshot()
+        wanted = {d.id: d for d in documents}
+        current = {d.id for d in rows}
+        removed = [row for row, d in enumerate(rows) if d.id not in wanted]
+        added = [d for d in documents if d.id not in current]
+        changed = [(row, wanted[d.id]) for row, d in enumerate(rows) if d.id in wanted and wanted[d.id] != d]
+        return Changes(version, removed, added, changed)
+
+    def _apply(self, plan: Changes) -> None:
+        self._version += 1
+        for row in reversed(plan.removed):
             self.beginRemoveRows(QModelIndex(), row, row)
             del self._documents[row]
+            del self._keys[row]
             self.endRemoveRows()
+        shift = 0
+        removed = iter(plan.removed)
+        next_removed = next(removed, None)
         last = len(COLUMNS) - 1
         moved = False
-        for row, old in enumerate(self._documents):
-            new = wanted[old.id]
-            if new != old:
-                moved = moved or self._key(new) != self._key(old)
-                self._documents[row] = new
-                self.dataChanged.emit(self.index(row, 0), self.index(row, last))
+        for old_row, new in plan.changed:  # rows counted before the removals: shift them
+            while next_removed is not None and next_removed < old_row:
+                shift += 1
+                next_removed = next(removed, None)
+            row = old_row - shift
+            key = self._key(new)
+            moved = moved or key != self._keys[row]
+            self._documents[row], self._keys[row] = new, key
+            self.dataChanged.emit(self.index(row, 0), self.index(row, last))
         if moved:
             self.sort(self._sort_column, self._sort_order)
-        keys = [self._key(d) for d in self._documents]
-        for document in added:
-            row = (bisect.bisect_left if self._ascending else _bisect_left_descending)(keys, self._key(document))
+        find = bisect.bisect_left if self._ascending else _bisect_left_descending
+        for document in plan.added:
+            key = self._key(document)
+            row = find(self._keys, key)
             self.beginInsertRows(QModelIndex(), row, row)
             self._documents.insert(row, document)
-            keys.insert(row, self._key(document))
+            self._keys.insert(row, key)
             self.endInsertRows()
-        return True
 
     # -- sorting ------------------------------------------------------------------------------------------
     @property
@@ -96,8 +136,9 @@ class DocumentTableModel(QAbstractTableModel):
     def _key(self, document: Document) -> Any:
         return (self._sort_key(document, self._sort_column), document.name.casefold(), document.id)
 
-    def _sorted(self, documents: list[Document]) -> list[Document]:
-        return sorted(documents, key=self._key, reverse=not self._ascending)
+    def _sorted(self, documents: list[Document]) -> tuple[list[Document], list[Any]]:
+        pairs = sorted(((self._key(d), d) for d in documents), key=lambda pair: pair[0], reverse=not self._ascending)
+        return [d for _, d in pairs], [k for k, _ in pairs]
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         if not 0 <= column < len(COLUMNS):
@@ -106,7 +147,8 @@ class DocumentTableModel(QAbstractTableModel):
         before = self.persistentIndexList()
         ids = [self._documents[i.row()].id if 0 <= i.row() < len(self._documents) else None for i in before]
         self._sort_column, self._sort_order = column, order
-        self._documents = self._sorted(self._documents)
+        self._documents, self._keys = self._sorted(self._documents)
+        self._version += 1
         rows = {d.id: row for row, d in enumerate(self._documents)}
         after = [
             self.index(rows[i], old.column()) if i in rows else QModelIndex()

@@ -35,7 +35,7 @@ from kite_desktop.ui.account_actions import AccountActions
 from kite_desktop.ui.bridge import ServiceBridge
 from kite_desktop.ui.connection_model import ConnectionDelegate, ConnectionListModel
 from kite_desktop.ui.dialogs import Dialogs
-from kite_desktop.ui.document_model import DocumentFilterProxy, DocumentRole, DocumentTableModel
+from kite_desktop.ui.document_model import Changes, DocumentFilterProxy, DocumentRole, DocumentTableModel
 from kite_desktop.ui.notifications import Notifier
 from kite_desktop.ui.tasks import TaskRunner
 from kite_desktop.ui.transfers_panel import TransfersPanel
@@ -272,7 +272,15 @@ class MainWindow(QMainWindow):
     async def _load_cached(self, connection_id: str) -> None:
         documents = await self.service.cached_documents(connection_id)
         if connection_id == self.current_connection_id:
-            self._set_documents(connection_id, documents)
+            await self._show_documents(connection_id, documents)
+
+    async def _show_documents(self, connection_id: str, documents: list[Document]) -> None:
+        """Put ``documents`` in the table; the rows are compared in a worker thread, not on the Qt thread."""
+        plan = None
+        if connection_id == self.document_model.connection_id:
+            plan = await asyncio.to_thread(self.document_model.changes_to, documents, self.document_model.snapshot())
+        if connection_id == self.current_connection_id:
+            self._set_documents(connection_id, documents, plan)
 
     async def _refresh(self, connection_id: str) -> None:
         self.statusBar().showMessage("Refreshing…")
@@ -283,13 +291,13 @@ class MainWindow(QMainWindow):
                 self.show_error(exc)
             return
         if connection_id == self.current_connection_id:
-            self._set_documents(connection_id, documents)
+            await self._show_documents(connection_id, documents)
             count = len(documents)
             self.statusBar().showMessage(f"{count} document{'s' if count != 1 else ''}", 5000)
 
-    def _set_documents(self, connection_id: str, documents: list[Document]) -> None:
+    def _set_documents(self, connection_id: str, documents: list[Document], plan: Changes | None = None) -> None:
         selected = {d.id for d in self.selected_documents()}
-        reset = self.document_model.set_documents(connection_id, documents)
+        reset = self.document_model.set_documents(connection_id, documents, plan)
         if reset and selected:  # otherwise Qt kept the selection on the rows that stayed
             selection = self.table.selectionModel()
             for row in range(self.proxy.rowCount()):

@@ -115,3 +115,25 @@ def test_sorting_ten_thousand_documents_keeps_every_row(qtmodeltester):
     proxy.sort(2, Qt.SortOrder.AscendingOrder)
     sizes = [model.document_at(r).size for r in range(model.rowCount())]
     assert sizes == sorted(sizes) and len(set(model.document_at(r).id for r in range(10_000))) == 10_000
+
+
+def test_changes_worked_out_elsewhere_land_on_the_right_rows():
+    """Rows removed above a changed row: the change still lands on its document, not on its old row number."""
+    model = DocumentTableModel()
+    docs = [document(f"{c}.pdf", 10) for c in "abcdef"]
+    model.set_documents("c", docs)
+    bigger = document("e.pdf", 99)
+    second = [d for d in docs if d.name not in ("a.pdf", "c.pdf")]
+    second = [bigger if d.name == "e.pdf" else d for d in second]
+    plan = model.changes_to(second, model.snapshot())
+    assert model.set_documents("c", second, plan) is False
+    assert [(model.document_at(r).name, model.document_at(r).size) for r in range(model.rowCount())] == [
+        ("b.pdf", 10),
+        ("d.pdf", 10),
+        ("e.pdf", 99),
+        ("f.pdf", 10),
+    ]
+    stale = model.changes_to([*second, document("g.pdf", 1)], model.snapshot())
+    model.set_documents("c", [*second, document("h.pdf", 1)])  # the rows changed after that plan was made
+    assert model.set_documents("c", [*second, document("g.pdf", 1)], stale) is False
+    assert [model.document_at(r).name for r in range(model.rowCount())] == ["b.pdf", "d.pdf", "e.pdf", "f.pdf", "g.pdf"]
