@@ -16,6 +16,7 @@ import concurrent.futures
 import contextlib
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -108,6 +109,9 @@ class QueueStore:
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
         db.row_factory = sqlite3.Row
+        with contextlib.suppress(OSError):
+            os.chmod(self.path, 0o600)  # paths and, while a row runs, session URLs: this user's only
+        db.execute("PRAGMA secure_delete=ON")  # a session URL that was cleared is overwritten, not left in a free page
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.execute("PRAGMA busy_timeout=10000")

@@ -218,6 +218,8 @@ async def test_the_session_is_on_disk_while_it_runs_and_gone_once_done(tmp_path:
     assert journal.store.rows()[0]["resume"] is None
     assert journal.store.rows()[0]["state"] == "done"
     await close(queue, journal, owner)
+    assert b"session-secret" not in b"".join(p.read_bytes() for p in tmp_path.glob("transfers.sqlite3*"))
+    assert path.stat().st_mode & 0o077 == 0
 
 
 @async_test
