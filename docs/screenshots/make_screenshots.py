@@ -86,12 +86,22 @@ async def main() -> None:
 
     files.read_chunks = slow_read  # type: ignore[assignment]
     window.add_files([str(scans), "https://example.invalid/shared-link.pdf"])
-    await asyncio.sleep(1.2)
+    await asyncio.sleep(1.0)
+    queued = [t for t in service.transfers.items if t.state.value == "queued"]
+    if queued:
+        service.transfers.pause_items([queued[-1].id])  # one paused by hand, to show it
+    await asyncio.sleep(0.3)
     shoot(window, "transfers.png")
     files.read_chunks = real_read  # type: ignore[assignment]
     service.transfers.cancel_all()
     await service.transfers.wait_idle()
     window.transfers_panel.queue.clear_finished()
+    window.settings_action.trigger()
+    await asyncio.sleep(0.3)
+    dialog = window.settings_dialog
+    assert dialog is not None
+    shoot(dialog, "settings.png")  # type: ignore[arg-type]
+    dialog.reject()
     await accounts(window, service)
     await window.shutdown()
     await service.close()
