@@ -77,7 +77,7 @@ def test_hand_edited_values_out_of_range_are_brought_back_into_range(profile_dir
 
     settings = SettingsStore(path).load()
 
-    assert settings.concurrent_transfers == 16
+    assert settings.concurrent_transfers == 8
     assert settings.conflict_policy == "rename"
     assert settings.connection("local-1") == ConnectionConfig("local-1", "Local", Provider.LOCAL, {"folder": "/x"})
 
