@@ -29,9 +29,9 @@ class Throttle:
         if self.rate <= 0 or count <= 0:
             return
         now = time.monotonic()
-        start = max(now - BURST, self._next)
+        start = max(now - BURST, self._next)  # time left unused builds up credit, at most BURST seconds' worth
         self._next = start + count / self.rate
-        delay = self._next - now - BURST
+        delay = self._next - now
         if delay > 0:
             await asyncio.sleep(delay)
 
