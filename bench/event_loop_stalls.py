@@ -52,7 +52,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.google_drive_transfer import _cpu_of, _stop_on_sigterm, _table, _workdir, isolated, make_file
+from bench.google_drive_transfer import _cpu_of, _stop_on_sigterm, _table, _workdir, isolated
 from bench.service_emulators import (
     ServiceEmulator,
     isolate_environment,
@@ -60,6 +60,8 @@ from bench.service_emulators import (
     machine,
     open_service,
     qt_application,
+    say,
+    upload_files,
 )
 
 MiB = 1024 * 1024
@@ -424,13 +426,9 @@ def diagnose(samples: dict[float, list[dict[str, Any]]], stall_ms: float) -> dic
 
 
 # -- the runs ---------------------------------------------------------------------------------------------
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def run(provider: str, args: argparse.Namespace, workdir: Path, paths: list[Path]) -> dict[str, Any]:
     with ServiceEmulator(provider) as emulator:
-        _say(f"{provider}: seeding {args.documents} documents …")
+        say(f"{provider}: seeding {args.documents} documents …")
         emulator.seed(args.documents, args.document_bytes)
         spec = {
             "provider": provider,
@@ -453,7 +451,7 @@ def run(provider: str, args: argparse.Namespace, workdir: Path, paths: list[Path
             if args.py_spy
             else "",
         }
-        _say(
+        say(
             f"{provider}: {args.uploads} × {args.size_mib} MiB uploads and the listing, "
             f"timer every {args.interval_ms} ms …"
         )
@@ -585,10 +583,7 @@ def main(argv: list[str] | None = None) -> int:
     providers = ["google", "onedrive"] if args.provider == "both" else [args.provider]
     results: dict[str, Any] = {}
     with _workdir(args.workdir) as workdir:
-        _say(f"writing {args.uploads} test files of {args.size_mib} MiB …")
-        paths = [workdir / f"upload-{i}-{uuid.uuid4().hex[:6]}.bin" for i in range(args.uploads)]
-        for path in paths:
-            make_file(path, args.size_mib * MiB)
+        paths = upload_files(workdir, args.uploads, args.size_mib)
         for provider in providers:
             got = run(provider, args, workdir, paths)
             got["machine"] = host

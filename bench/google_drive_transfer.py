@@ -47,6 +47,7 @@ import os
 import platform
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -129,18 +130,36 @@ class EmulatorProcess:
         return dict(self._conn.recv())
 
     def __exit__(self, *exc: object) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            self._conn.send("stop")
-        with contextlib.suppress(OSError):
-            self._conn.close()
-        process = self._process
+        end_process(self._conn, self._process, "stop")
+
+
+def end_process(conn: Any, process: Any, stop_message: Any) -> None:
+    """Ask a helper process to stop, then make sure it has: terminate, then kill, a few seconds each."""
+    with contextlib.suppress(OSError, ValueError):
+        conn.send(stop_message)
+    with contextlib.suppress(OSError):
+        conn.close()
+    process.join(5)
+    if process.is_alive():
+        process.terminate()
         process.join(5)
-        if process.is_alive():
-            process.terminate()
-            process.join(5)
-        if process.is_alive():
-            process.kill()
-            process.join(5)
+    if process.is_alive():
+        process.kill()
+        process.join(5)
+
+
+def source_version() -> dict[str, Any]:
+    """Which code was measured: the commit, and whether ``kite_desktop/`` differed from it (read-only git calls)."""
+    root = Path(__file__).resolve().parent.parent
+    found: dict[str, Any] = {}
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        run = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        found["commit"] = run.stdout.strip() or None
+        run = subprocess.run(
+            ["git", "status", "--porcelain", "--", "kite_desktop"], cwd=root, capture_output=True, text=True, timeout=10
+        )
+        found["kite_desktop_modified"] = bool(run.stdout.strip())
+    return found
 
 
 # -- memory and CPU ---------------------------------------------------------------------------------------

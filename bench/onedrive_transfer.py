@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime
 import hashlib
 import http.client
@@ -71,11 +70,13 @@ from bench.google_drive_transfer import (
     _stop_on_sigterm,
     _table,
     _workdir,
+    end_process,
     file_md5,
     isolated,
     machine,
     make_file,
     save,
+    source_version,
     summarize,
 )
 
@@ -251,18 +252,7 @@ class EmulatorProcess:
         return dict(self._ask("clock"))
 
     def __exit__(self, *exc: object) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            self._conn.send("stop")
-        with contextlib.suppress(OSError):
-            self._conn.close()
-        process = self._process
-        process.join(5)
-        if process.is_alive():
-            process.terminate()
-            process.join(5)
-        if process.is_alive():
-            process.kill()
-            process.join(5)
+        end_process(self._conn, self._process, "stop")
 
 
 # -- test data --------------------------------------------------------------------------------------------
@@ -778,24 +768,8 @@ def _machine() -> dict[str, Any]:
             return "not installed"
 
     host["packages"] = {name: version(name) for name in ("httpx", "httpcore", "h11", "anyio", "msal")}
-    host.update(_source_version())
+    host.update(source_version())
     return host
-
-
-def _source_version() -> dict[str, Any]:
-    """Which code was measured: the commit, and whether ``kite_desktop/`` differed from it (read-only git calls)."""
-    import subprocess
-
-    root = Path(__file__).resolve().parent.parent
-    found: dict[str, Any] = {}
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        run = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
-        found["commit"] = run.stdout.strip() or None
-        run = subprocess.run(
-            ["git", "status", "--porcelain", "--", "kite_desktop"], cwd=root, capture_output=True, text=True, timeout=10
-        )
-        found["kite_desktop_modified"] = bool(run.stdout.strip())
-    return found
 
 
 # -- output -----------------------------------------------------------------------------------------------

@@ -17,15 +17,15 @@ tests set: ``KITE_GOOGLE_API_ROOT``, or ``KITE_GRAPH_URL``/``KITE_MS_AUTHORITY``
 
 from __future__ import annotations
 
-import contextlib
 import importlib.metadata
 import multiprocessing
 import os
-import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
+from bench.google_drive_transfer import end_process, source_version
 from bench.google_drive_transfer import machine as base_machine
 
 PROVIDERS = ("google", "onedrive")
@@ -217,18 +217,23 @@ class ServiceEmulator:
         self._ask("clear")
 
     def __exit__(self, *exc: object) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            self._conn.send(("stop",))
-        with contextlib.suppress(OSError):
-            self._conn.close()
-        process = self._process
-        process.join(5)
-        if process.is_alive():
-            process.terminate()
-            process.join(5)
-        if process.is_alive():
-            process.kill()
-            process.join(5)
+        end_process(self._conn, self._process, ("stop",))
+
+
+# -- shared by the benches that drive the service ---------------------------------------------------------
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def upload_files(workdir: Path, count: int, size_mib: int) -> list[Path]:
+    """``count`` files of random bytes to upload, written once for every run of a bench."""
+    from bench.google_drive_transfer import make_file
+
+    say(f"writing {count} test files of {size_mib} MiB …")
+    paths = [workdir / f"upload-{i}-{uuid.uuid4().hex[:6]}.bin" for i in range(count)]
+    for path in paths:
+        make_file(path, size_mib * 1024 * 1024)
+    return paths
 
 
 # -- the app's service under qasync, in a measuring process -----------------------------------------------
@@ -308,17 +313,3 @@ def machine() -> dict[str, Any]:
     host["qt_qpa_platform"] = os.environ.get("QT_QPA_PLATFORM", "offscreen")
     host.update(source_version())
     return host
-
-
-def source_version() -> dict[str, Any]:
-    """Which code was measured: the commit, and whether ``kite_desktop/`` differed from it (read-only git calls)."""
-    root = Path(__file__).resolve().parent.parent
-    found: dict[str, Any] = {}
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        run = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
-        found["commit"] = run.stdout.strip() or None
-        run = subprocess.run(
-            ["git", "status", "--porcelain", "--", "kite_desktop"], cwd=root, capture_output=True, text=True, timeout=10
-        )
-        found["kite_desktop_modified"] = bool(run.stdout.strip())
-    return found

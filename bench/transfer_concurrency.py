@@ -39,7 +39,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.google_drive_transfer import Probe, _hwm, _stop_on_sigterm, _table, _workdir, isolated, make_file
+from bench.google_drive_transfer import Probe, _hwm, _stop_on_sigterm, _table, _workdir, isolated
 from bench.service_emulators import (
     ServiceEmulator,
     isolate_environment,
@@ -47,6 +47,8 @@ from bench.service_emulators import (
     machine,
     open_service,
     qt_application,
+    say,
+    upload_files,
 )
 
 MiB = 1024 * 1024
@@ -97,10 +99,6 @@ async def _upload_all(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- the runs ---------------------------------------------------------------------------------------------
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def run_series(
     provider: str, latency_ms: float, args: argparse.Namespace, workdir: Path, paths: list[Path]
 ) -> dict[str, Any]:
@@ -109,7 +107,7 @@ def run_series(
     with ServiceEmulator(provider, latency=latency_ms / 1000) as emulator:
         for number in range(1, args.repeat + 1):
             for concurrency in args.concurrency:
-                _say(
+                say(
                     f"{provider}, {latency_ms:g} ms per request, run {number}/{args.repeat}: "
                     f"{len(paths)} × {args.size_mib} MiB, {concurrency} at once …"
                 )
@@ -194,7 +192,7 @@ def plot(results: dict[str, Any], path: Path) -> bool:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        _say("matplotlib is not installed (pip install -e '.[bench]'): no figure drawn")
+        say("matplotlib is not installed (pip install -e '.[bench]'): no figure drawn")
         return False
     series = [s for s in results.values() if isinstance(s, dict) and "rows" in s and not s.get("quick")]
     if not series:
@@ -281,10 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     providers = ["google", "onedrive"] if args.provider == "both" else [args.provider]
     results: dict[str, Any] = {}
     with _workdir(args.workdir) as workdir:
-        _say(f"writing {args.files} test files of {args.size_mib} MiB …")
-        paths = [workdir / f"upload-{i}-{uuid.uuid4().hex[:6]}.bin" for i in range(args.files)]
-        for path in paths:
-            make_file(path, args.size_mib * MiB)
+        paths = upload_files(workdir, args.files, args.size_mib)
         for provider in providers:
             for latency_ms in args.latency_ms:
                 series = run_series(provider, latency_ms, args, workdir, paths)

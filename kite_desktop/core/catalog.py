@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from kite_desktop.core.db import immediate
 from kite_desktop.core.errors import CatalogError
 from kite_desktop.core.models import ConnectionStatus, Document, ObjectInfo
 
@@ -145,14 +146,8 @@ class Catalog:
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._lock, immediate(self._db) as db:
+            yield db
 
     def close(self) -> None:
         with self._lock:

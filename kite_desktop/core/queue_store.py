@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from kite_desktop.core.db import immediate
 from kite_desktop.core.owner_lock import OwnerLock
 
 log = logging.getLogger(__name__)
@@ -222,15 +223,8 @@ class QueueStore:
         with self._lock:
             self._db.close()
 
-    @contextlib.contextmanager
-    def _transaction(self) -> Any:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+    def _transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return immediate(self._db)
 
 
 def _statements(script: str) -> list[str]:
