@@ -10,6 +10,7 @@ in order, so the file is read once.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import os
@@ -162,7 +163,12 @@ class HashingWriter(io.RawIOBase):
         # Slices that stay in the CPU cache between the write and the hash (whole chunks are much slower).
         for start in range(0, len(view), SLICE):
             piece = view[start : start + SLICE]
-            self._sink.write(piece)
+            rest = piece
+            while rest:  # an unbuffered file may take part of it (a disk nearly full): write the rest, or fail
+                written = self._sink.write(rest)
+                if not written:
+                    raise OSError(errno.ENOSPC, "No space left on device")
+                rest = rest[written:]
             self._md5.update(piece)
         self.size += len(view)
         return len(view)

@@ -3,8 +3,8 @@ source file deleted while it is being uploaded.
 
 The full disk is a 1 MiB tmpfs mounted in a private mount namespace (``unshare --mount``), so it exists only
 for a child process, which runs the download there and reports what it saw. The child shares the test's
-network namespace, so it reaches the emulators on 127.0.0.1 like the backends in this process do. The Drive
-download that meets a disk filling up in its very last write is a known bug, kept here as a strict xfail.
+network namespace, so it reaches the emulators on 127.0.0.1 like the backends in this process do. A disk that
+fills up in the very last write (a short write, no error yet) must fail the download too, not truncate it.
 """
 
 from __future__ import annotations
@@ -193,15 +193,10 @@ def test_a_download_onto_a_full_disk_says_so_and_leaves_the_old_file_untouched(s
 
 # HashingWriter.write (kite_desktop/storage/google_media.py) ignores what its unbuffered file's write()
 # returns: a short write on a full disk raises nothing, so the missing tail is counted and hashed anyway.
-SHORT_WRITE_IGNORED = pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="Drive download: HashingWriter ignores a short write; a truncated file replaces the old one",
-)
 
 
 @needs_root_and_unshare
-@pytest.mark.parametrize("store", [pytest.param("google_drive", marks=SHORT_WRITE_IGNORED), "onedrive"], indirect=True)
+@pytest.mark.parametrize("store", ["google_drive", "onedrive"], indirect=True)
 def test_a_disk_that_fills_up_in_the_last_write_of_a_download_is_not_a_finished_download(store: Store, tmp_path: Path):
     """The disk has room for all but the last 4 KiB: the last write is short (no error), a further one fails.
     A sink that does not write the rest counts and hashes bytes that never reached the disk, passes its size and
