@@ -83,6 +83,8 @@ class ChunkedFileMedia(MediaUpload):
         return False
 
     def getbytes(self, begin: int, length: int) -> bytes:
+        if self._check is not None:
+            self._check()  # a file changed or deleted since the last chunk: stop now, not after sending it all
         data = self._read(begin, length)
         if begin <= self._hashed < begin + len(data):
             self._md5.update(data[self._hashed - begin :])

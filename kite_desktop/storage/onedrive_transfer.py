@@ -93,6 +93,8 @@ class FragmentSource:
 
     def read(self, offset: int, length: int) -> memoryview:
         """``length`` bytes at ``offset``, in the source's own buffer (valid until the next read)."""
+        if self._check is not None:
+            self._check()  # a file changed or deleted since the last fragment: stop now, not after sending it all
         if self._buffer is None or len(self._buffer) < length:
             self._buffer = bytearray(length)
         view = memoryview(self._buffer)[:length]

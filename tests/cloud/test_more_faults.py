@@ -236,4 +236,5 @@ def test_a_file_deleted_during_upload_fails_and_leaves_nothing_in_the_store(stor
     with pytest.raises(SourceFileError, match=r"scan\.pdf was deleted while it was being read"):
         asyncio.run(scenario())
     assert progress and 0 < progress[0] < size, "the file was deleted after the first chunk, before the last"
+    assert max(progress) <= 2 * store.chunk, "the upload stopped at the next chunk, not after sending the rest"
     assert store.documents() == [], "nothing is left in the store"
