@@ -42,6 +42,7 @@ from kite_desktop.core.queue_store import QueueJournal, QueueStore
 from kite_desktop.core.settings import Settings, SettingsStore
 from kite_desktop.core.tokens import MemoryTokenStore, TokenStore
 from kite_desktop.core.transfers import Transfer, TransferKind, TransferQueue, TransferState
+from kite_desktop.storage import files
 from kite_desktop.storage.base import ConflictPolicy, StorageBackend
 from kite_desktop.storage.throttle import Limits
 
@@ -449,6 +450,8 @@ class KiteService:
                 return document
             assert transfer.document is not None and transfer.destination is not None
             await asyncio.to_thread(transfer.destination.parent.mkdir, parents=True, exist_ok=True)
+            # A download that was killed mid-way left its hidden temp file there: tidy up before starting again.
+            await asyncio.to_thread(files.remove_stale_temps, transfer.destination.parent)
             await backend.download_file(transfer.document.remote_key, transfer.destination, progress)
             return transfer.document
         except KiteError as exc:

@@ -7,10 +7,11 @@ import errno
 import hashlib
 import os
 import stat
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from kite_desktop.core.atomic import fsync_dir, temp_path_for
+from kite_desktop.core.atomic import TEMP_PREFIX, fsync_dir, temp_path_for
 from kite_desktop.core.errors import KiteError, SourceFileError, StorageFullError
 from kite_desktop.storage.threads import StopFlag
 
@@ -120,6 +121,35 @@ def write_temp_beside(
             raise disk_error(exc, target.parent) from None
         raise
     return tmp
+
+
+STALE_TEMP_AGE = 15 * 60
+"""A temp file not written to for this long belongs to no running copy (a live one is written every moment)."""
+
+
+def remove_if_stale(path: Path, now: float | None = None) -> bool:
+    """Delete one of Kite's own temp files (``.kite-tmp-…``) that a killed run left behind; True if deleted."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    if not path.name.startswith(TEMP_PREFIX) or not stat.S_ISREG(info.st_mode):
+        return False
+    if (now if now is not None else time.time()) - info.st_mtime < STALE_TEMP_AGE:
+        return False
+    with contextlib.suppress(OSError):
+        path.unlink()
+        return True
+    return False
+
+
+def remove_stale_temps(folder: Path) -> int:
+    """Delete the stale temp files directly in ``folder`` (where a download was going when Kite stopped)."""
+    try:
+        names = [entry.name for entry in os.scandir(folder) if entry.name.startswith(TEMP_PREFIX)]
+    except OSError:
+        return 0
+    return sum(remove_if_stale(folder / name) for name in names)
 
 
 def hash_file(path: Path) -> str:

@@ -186,6 +186,7 @@ class LocalFolderBackend(StorageBackend):
                 continue
             for entry in entries:
                 if entry.name.startswith(TEMP_PREFIX):
+                    files.remove_if_stale(Path(entry.path))  # left by a copy that was killed mid-way
                     continue
                 try:
                     info = entry.stat(follow_symlinks=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 import shutil
 import subprocess
 import sys
@@ -488,3 +489,20 @@ async def test_files_named_outside_kites_own_rules_can_be_opened_and_deleted(
         assert (tmp_path / "copy.txt").read_text() == name
         await backend.delete_object(listed[name])
     assert all_files(root) == []
+
+
+@async_test
+async def test_temp_files_a_killed_copy_left_are_removed_once_stale(
+    backend: LocalFolderBackend, root: Path, tmp_path: Path
+) -> None:
+    """A copy killed mid-way leaves a hidden temp file; the next listing removes it once nothing writes to it."""
+    (root / "Scans").mkdir()
+    stale = root / "Scans" / ".kite-tmp-0123456789abcdef"
+    stale.write_bytes(b"half a scan")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    fresh = root / ".kite-tmp-fedcba9876543210"  # another Kite process is writing this one right now
+    fresh.write_bytes(b"in progress")
+    listed = [item async for item in backend.iter_objects()]
+    assert listed == []
+    assert not stale.exists() and fresh.exists()
