@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import time
 import shutil
 import subprocess
 import sys
+import time
 import unicodedata
 import urllib.request
 from pathlib import Path
