@@ -173,6 +173,13 @@ class Totals:
     total_bytes: int
     speed: float
     paused: bool
+    waiting: int = 0
+    """Of ``active``, how many are paused (by hand, or waiting for a reconnect or for space)."""
+
+    @property
+    def stuck(self) -> bool:
+        """Work is left but none of it can move until the person does something."""
+        return self.active > 0 and self.waiting == self.active
 
     @property
     def fraction(self) -> float:

@@ -113,6 +113,7 @@ class TransferQueue:
             total_bytes=sum(t.size for t in counted),
             speed=sum(t.speed for t in active),
             paused=self.paused,
+            waiting=sum(1 for t in active if t.state is S.PAUSED),
         )
 
     # -- adding ------------------------------------------------------------------------------------

@@ -33,7 +33,9 @@ class Notifier(QObject):
         self.sent: list[tuple[str, str]] = []
         self._connections = connections
         self._told: set[str] = set()
+        self._stuck = False
         bridge.batch_finished.connect(self._on_batch_finished)
+        bridge.totals_changed.connect(self._on_totals_changed)
         bridge.connections_changed.connect(self._on_connections_changed)
 
     def notify(self, title: str, text: str) -> None:
@@ -43,6 +45,13 @@ class Notifier(QObject):
     def _on_batch_finished(self, totals: Totals) -> None:
         if totals.finished:
             self.notify(*batch_message(totals))
+
+    def _on_totals_changed(self, totals: Totals) -> None:
+        stuck = totals.stuck and not totals.paused  # paused by the person: they know
+        if stuck and not self._stuck:
+            files = "transfer waits" if totals.waiting == 1 else "transfers wait"
+            self.notify("Kite needs you", f"{totals.waiting} {files} for you; open Kite to see why.")
+        self._stuck = stuck
 
     def _on_connections_changed(self) -> None:
         for connection in self._connections():

@@ -34,6 +34,8 @@ def totals_text(totals: Totals) -> str:
             parts.append(f"about {human_duration(remaining / totals.speed)} left")
     if totals.failed:
         parts.append(f"{totals.failed} failed")
+    if totals.waiting and not totals.paused:
+        parts.append(f"{totals.waiting} waiting")
     if totals.paused and totals.active:
         parts.append("paused")
     return " · ".join(parts)

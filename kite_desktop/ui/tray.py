@@ -34,6 +34,8 @@ def tray_state(totals: Totals, connections: list[Connection]) -> tuple[TrayState
     if totals.busy:
         if totals.paused:
             return TrayState.ATTENTION, f"{APP_NAME}: transfers paused, {totals.active} waiting"
+        if totals.stuck:
+            return TrayState.ATTENTION, f"{APP_NAME}: {totals.waiting} transfers wait for you (see Transfers)"
         files = "file" if totals.active == 1 else "files"
         return TrayState.BUSY, f"{APP_NAME}: transferring {totals.active} {files}, {totals.fraction:.0%}"
     if totals.failed:

@@ -123,3 +123,18 @@ def test_the_reason_a_transfer_waits_is_shown(running: RunningApp, loop, tmp_pat
     assert status(running, 0) == "Paused: Your Google Drive is full."
     tip = running.window.transfers_panel.model.index(0, 3).data(Qt.ItemDataRole.ToolTipRole)
     assert tip is None or "full" in str(tip)
+
+
+def test_transfers_that_cannot_move_make_the_tray_ask_for_attention(running: RunningApp, loop, tmp_path: Path):
+    tray = TrayController(running.window)
+    running.window.attach_tray(tray)
+    connection = running.service.settings.connections[0].id
+    running.service.transfers.hold(connection, "Waiting for space: your disk is full.", "full")
+    (tmp_path / "a.txt").write_text("a")
+    running.window.add_files([str(tmp_path / "a.txt")])
+    notifier = running.window.notifier
+    run(loop, wait_for(lambda: notifier.sent, what="a notification"))
+    assert notifier.sent == [("Kite needs you", "1 transfer waits for you; open Kite to see why.")]
+    assert tray.state.value == "attention"
+    assert "1 waiting" in running.window.transfers_panel.summary.text()
+    tray.hide()

@@ -30,6 +30,9 @@ def test_tray_state_follows_transfers_and_connections():
     state, tooltip = tray_state(busy, ok)
     assert state is TrayState.BUSY and tooltip == "Kite: transferring 2 files, 40%"
 
+    held = Totals(active=2, finished=0, failed=0, done_bytes=0, total_bytes=100, speed=0, paused=False, waiting=2)
+    assert tray_state(held, [])[0] is TrayState.ATTENTION  # e.g. a full Drive: nothing moves until the person acts
+    assert "2 transfers wait for you" in tray_state(held, [])[1]
     failed = Totals(active=0, finished=3, failed=1, done_bytes=100, total_bytes=100, speed=0, paused=False)
     assert tray_state(failed, ok) == (TrayState.ATTENTION, "Kite: 1 transfer failed")
 
