@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -73,6 +73,8 @@ COLUMNS = (
     "result_key",
 )
 FINISHED = ("done", "cancelled", "skipped")
+HISTORY_DAYS = 7
+"""How long what a killed run had finished is remembered (for ``kite upload`` run again)."""
 """Rows in these states are history: they are not restored after a restart."""
 
 
@@ -175,10 +177,11 @@ class QueueStore:
         """Take over the unfinished rows whose owner is gone (and that ``which`` accepts); return them.
 
         A process that ends normally deletes its finished rows (:meth:`forget_finished`), so finished rows of
-        an owner that is gone are what a run that was killed had finished. ``with_done`` takes over its done
-        rows that ``which`` accepts too (``kite upload`` run again must not upload those again); the other
-        finished rows are history and are dropped.
+        an owner that is gone are what a run that was killed had finished. They stay (unowned by anyone alive)
+        for ``HISTORY_DAYS``, so that ``kite upload`` run again later, whatever ran in between, still knows what
+        it need not upload again; ``with_done`` takes over the done rows that ``which`` accepts.
         """
+        cutoff = (datetime.now(UTC) - timedelta(days=HISTORY_DAYS)).isoformat()
         with self._lock, self._transaction() as db:
             rows = [_decode(r) for r in db.execute("SELECT * FROM transfers ORDER BY id").fetchall()]
             owners = {r["owner"] for r in rows}
@@ -192,7 +195,11 @@ class QueueStore:
             mine = [r for r in rows if wanted(r)]
             db.executemany(
                 "DELETE FROM transfers WHERE id = ?",
-                [(r["id"],) for r in rows if r["owner"] in gone and r["state"] in FINISHED and not wanted(r)],
+                [
+                    (r["id"],)
+                    for r in rows
+                    if r["owner"] in gone and r["state"] in FINISHED and r["updated_at"] < cutoff and not wanted(r)
+                ],
             )
             db.executemany(
                 "UPDATE transfers SET owner = ? WHERE id = ? AND owner IS ?",
@@ -201,6 +208,19 @@ class QueueStore:
         for row in mine:
             row["owner"] = self.owner.token
         return mine
+
+    def busy_elsewhere(self, which: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+        """Unfinished rows that another running Kite process owns (and that ``which`` accepts)."""
+        with self._lock:
+            rows = [_decode(r) for r in self._db.execute("SELECT * FROM transfers ORDER BY id").fetchall()]
+        return [
+            r
+            for r in rows
+            if r["state"] not in FINISHED
+            and r["owner"] != self.owner.token
+            and self.owner.alive(r["owner"])
+            and which(r)
+        ]
 
     def forget_finished(self) -> None:
         """Drop this process's done, cancelled and skipped rows (at a normal end: they are history)."""

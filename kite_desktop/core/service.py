@@ -348,17 +348,26 @@ class KiteService:
         await self.backend(connection_id)  # fail early for an unknown connection
         intake = await asyncio.to_thread(collect, list(sources))
         adopted: list[Transfer] = []
-        if adopt:
+        busy: set[tuple[str, str]] = set()
+        if adopt and self.journal is not None:
             # The same files, left unfinished by an earlier run that is gone: go on with those rows.
             wanted = {(str(item.path), item.name) for item in intake.items}
-            adopted = await self.transfers.adopt(
-                lambda row: (
+
+            def same_files(row: dict[str, Any]) -> bool:
+                return (
                     row["kind"] == "upload"
                     and row["connection_id"] == connection_id
                     and (row["source"], row["name"]) in wanted
-                ),
-                with_done=True,
-            )
+                )
+
+            adopted = await self.transfers.adopt(same_files, with_done=True)
+            # And the ones another running Kite (the window, another kite command) is uploading right now.
+            others = await self.journal.run(self.journal.store.busy_elsewhere, same_files)
+            busy = {(str(r["source"]), str(r["name"])) for r in others}
+            for source, _name in sorted(busy):
+                intake.skipped.append(
+                    Skipped(source, "Another Kite (the window or another kite command) is uploading it right now.")
+                )
         for transfer in adopted:  # asked for again: a failed or paused one gets another go
             if transfer.state in (TransferState.FAILED, TransferState.CANCELLED):
                 self.transfers.retry(transfer.id)
@@ -375,7 +384,7 @@ class KiteService:
                 message=" ".join(item.notes),
             )
             for item in intake.items
-            if (str(item.path), item.name) not in resumed
+            if (str(item.path), item.name) not in resumed | busy
         ]
         # Skipped items are shown in the transfers panel too, each with its reason.
         skipped = [
@@ -410,7 +419,8 @@ class KiteService:
         return await self.transfers.restore()
 
     def _on_transfer_changed(self, transfer: Transfer) -> None:
-        # A cancelled upload's session is let go of (a paused one is kept, to go on from where it was).
+        # A cancelled upload's session is let go of (a paused one is kept, to go on from where it was). Its plan
+        # stays with the row: the cancel may have come after the store had the file, and a Retry must find it.
         if transfer.state is TransferState.CANCELLED and transfer.resume:
             data = transfer.resume
             saving = asyncio.get_running_loop().create_task(self._abandon(transfer, data))
@@ -418,7 +428,6 @@ class KiteService:
             saving.add_done_callback(self._saves.discard)
 
     async def _abandon(self, transfer: Transfer, data: dict[str, Any]) -> None:
-        await self.transfers.save_resume(transfer, None)
         backend = self._backends.get(transfer.connection_id)
         if backend is not None:
             with contextlib.suppress(Exception):

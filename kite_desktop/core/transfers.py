@@ -42,6 +42,7 @@ __all__ = ["FINISHED", "SPEED_WINDOW", "Totals", "Transfer", "TransferKind", "Tr
 log = logging.getLogger(__name__)
 S = TransferState
 MAX_ATTEMPTS = 5
+TOTALS_INTERVAL = 0.2
 """Tries of one transfer (each already retrying its requests) before it is reported as failed."""
 
 
@@ -84,6 +85,8 @@ class TransferQueue:
         self._interrupt: dict[int, TransferState] = {}
         self._idle: asyncio.Event | None = None
         self._wake: asyncio.TimerHandle | None = None
+        self._totals_timer: asyncio.TimerHandle | None = None
+        self._by_id: dict[int, Transfer] = {}
         self._batch = 0
         self._announced = 0
         self.added: Event[[list[Transfer]]] = Event()
@@ -99,7 +102,7 @@ class TransferQueue:
         return list(self._items)
 
     def get(self, transfer_id: int) -> Transfer | None:
-        return next((t for t in self._items if t.id == transfer_id), None)
+        return self._by_id.get(transfer_id)
 
     def totals(self) -> Totals:
         """Totals over the current batch (what was added since the queue was last idle)."""
@@ -162,6 +165,7 @@ class TransferQueue:
         for transfer in transfers:
             transfer.batch = self._batch
         self._items.extend(transfers)
+        self._by_id.update((t.id, t) for t in transfers)
         self.added.emit(list(transfers))
         for transfer in transfers:
             if transfer.state is S.QUEUED and transfer.connection_id in self.held:
@@ -314,6 +318,8 @@ class TransferQueue:
         gone = [t for t in self._items if t.state.finished]
         if gone:
             self._items = [t for t in self._items if not t.state.finished]
+            for transfer in gone:
+                self._by_id.pop(transfer.id, None)
             if self.journal is not None:
                 self.journal.submit(self.journal.store.delete, [t.id for t in gone])
             self.removed.emit(gone)
@@ -352,8 +358,9 @@ class TransferQueue:
     async def shutdown(self) -> None:
         """Stop everything that runs (sessions are kept for the next start) and wait for the workers."""
         self.paused = True  # not saved: the next start goes on as the person left it
-        if self._wake is not None:
-            self._wake.cancel()
+        for timer in (self._wake, self._totals_timer):
+            if timer is not None:
+                timer.cancel()
         tasks = list(self._tasks.values())
         for transfer_id in list(self._tasks):
             self._stop(transfer_id, S.PAUSED)
@@ -395,7 +402,15 @@ class TransferQueue:
         if self.journal is not None:
             self.journal.submit(self.journal.store.set_meta, key, value)
 
+    def _announce_totals_soon(self) -> None:
+        """For progress ticks: totals go over every item, so they are announced at most five times a second."""
+        if self._totals_timer is None:
+            self._totals_timer = asyncio.get_running_loop().call_later(TOTALS_INTERVAL, self._announce_totals)
+
     def _announce_totals(self) -> None:
+        if self._totals_timer is not None:
+            self._totals_timer.cancel()
+            self._totals_timer = None
         totals = self.totals()
         self.totals_changed.emit(totals)
         if not self._pending():
@@ -445,7 +460,7 @@ class TransferQueue:
                     self._set(transfer, S.VERIFYING)  # every byte sent: the server's answer is checked next
                 else:
                     self.changed.emit(transfer)
-                self._announce_totals()
+                self._announce_totals_soon()
 
         transfer.done = 0
         transfer._samples.clear()
@@ -462,7 +477,10 @@ class TransferQueue:
             # The account must be reconnected: this item and the rest of its connection wait, none fails.
             self._wait_for(transfer, f"Waiting: {exc.message}", "reauth")
         except StorageFullError as exc:
-            self._wait_for(transfer, f"Waiting for space: {exc.describe()}", "full")
+            if transfer.kind is TransferKind.DOWNLOAD:  # this computer's disk: the connection's uploads go on
+                self._set(transfer, S.FAILED, exc.describe())
+            else:
+                self._wait_for(transfer, f"Waiting for space: {exc.describe()}", "full")
         except ConnectionUnavailableError as exc:
             transfer.attempts += 1
             transfer.done = 0

@@ -235,7 +235,17 @@ class GoogleDriveBackend(StorageBackend):
         media = await asyncio.to_thread(ChunkedFileMedia.open, path, content_type, self._chunk_size)
         try:
             plan = await self._plan(resume, media, folder_parts, base, conflict)
-            result = await self._upload(plan, media, content_type, progress, resume)
+            try:
+                result = await self._upload(plan, media, content_type, progress, resume)
+            except NotFoundError:
+                if not plan.get("saved"):
+                    raise
+                # The saved plan's folder (or the file it was replacing) was deleted in Drive meanwhile: plan
+                # afresh. Its reserved id was checked unused, so this cannot make a second copy.
+                log.info("the interrupted upload's folder is gone; starting it afresh")
+                self.folders.forget()
+                plan = await self._plan(resume, media, folder_parts, base, conflict, fresh=True)
+                result = await self._upload(plan, media, content_type, progress, resume)
             existing = plan.get("existing")
             try:
                 await asyncio.to_thread(media.finish)
@@ -253,11 +263,19 @@ class GoogleDriveBackend(StorageBackend):
         return info_from_file(result, prefix)
 
     async def _plan(
-        self, resume: ResumeState | None, media: ChunkedFileMedia, folder_parts: str, base: str, conflict: str
+        self,
+        resume: ResumeState | None,
+        media: ChunkedFileMedia,
+        folder_parts: str,
+        base: str,
+        conflict: str,
+        *,
+        fresh: bool = False,
     ) -> dict[str, Any]:
         """Where the upload goes: the saved plan of an interrupted run, or a new one (saved before any bytes)."""
-        saved = dict(resume.data) if resume is not None and resume.data else {}
+        saved = dict(resume.data) if resume is not None and resume.data and not fresh else {}
         if saved.get("provider") == "google_drive":
+            saved["saved"] = True
             if saved.get("fingerprint") != media.fingerprint:
                 saved.pop("uri", None)  # the file changed since: its session holds other bytes
             if saved.get("existing") is None:
@@ -341,6 +359,9 @@ class GoogleDriveBackend(StorageBackend):
             )
         except DuplicateIdError:
             return await self._created(body["id"])
+        except NotFoundError:
+            self.folders.forget()  # the folder is gone: the next upload finds or makes it again
+            raise
 
     async def _created(self, file_id: str) -> dict[str, Any]:
         """The file an earlier attempt created with this reserved id (its answer was lost)."""

@@ -35,6 +35,13 @@ from kite_desktop.storage.threads import StopFlag, ThreadProgress, run_cancellab
 MAX_CACHED_WALKS = 4
 
 
+def _fingerprint(path: Path) -> list[int] | None:
+    try:
+        return files.fingerprint(os.lstat(path))
+    except OSError:
+        return None
+
+
 def guess_type(name: str) -> str:
     return mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
 
@@ -236,14 +243,19 @@ class LocalFolderBackend(StorageBackend):
             raise KiteError(f"{name!r} cannot be used as a document name: {exc}.", title="Unusable name") from None
         report = ThreadProgress(progress)
         saved = resume.data if resume is not None and resume.data else None
-        if saved is not None and saved.get("provider") == "local" and conflict != "replace":
+        if (
+            saved is not None
+            and saved.get("provider") == "local"
+            and conflict == "rename"
+            and saved.get("fingerprint") == await asyncio.to_thread(_fingerprint, path)
+        ):
             # An earlier run got as far as placing the copy: if a name that was free then holds it now, it is done.
             found = await asyncio.to_thread(self._placed_earlier, clean, saved)
             if found is not None:
                 report(found.size, final=True)
                 return found
 
-        def copy(flag: StopFlag) -> tuple[Path, Path, str, int]:
+        def copy(flag: StopFlag) -> tuple[Path, Path, str, int, list[int]]:
             target = self._path_for(clean, create_parents=True)
             source_fd, before = files.open_source(path)
             result: dict[str, object] = {}
@@ -257,13 +269,15 @@ class LocalFolderBackend(StorageBackend):
                 tmp = files.write_temp_beside(target, fill, mode=0o644)
             finally:
                 os.close(source_fd)
-            return target, tmp, str(result["digest"]), before.st_size
+            return target, tmp, str(result["digest"]), before.st_size, files.fingerprint(before)
 
-        target, tmp, digest, size = await run_cancellable(copy)
+        target, tmp, digest, size, fingerprint = await run_cancellable(copy)
         try:
             if resume is not None:
                 taken = await asyncio.to_thread(self._taken_names, target)
-                await resume.save({"provider": "local", "digest": digest, "size": size, "taken": taken})
+                await resume.save(
+                    {"provider": "local", "digest": digest, "size": size, "taken": taken, "fingerprint": fingerprint}
+                )
             report(size, final=True)
             final = await asyncio.to_thread(self._place, tmp, target, conflict)
         finally:

@@ -327,7 +327,7 @@ async def _failed(
     backend: OneDriveBackend, failures: int, why: str, retry_after: float | None = None, throttle: bool = False
 ) -> int:
     if throttle:  # the account is rate-limited: all its transfers wait, not only this one
-        backend.pacer.hold(backend.retry.delay(failures, retry_after))
+        backend.pacer.hold(min(backend.retry.delay(failures, retry_after), backend.retry.max_retry_after))
     if failures + 1 >= backend.retry.attempts:
         raise ConnectionUnavailableError(
             f"OneDrive upload keeps failing ({why}).", hint="Try again later (Retry in Transfers)."

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -44,9 +45,11 @@ def parse_retry_after(value: str | None) -> float | None:
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
         moment = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -129,7 +132,8 @@ async def with_retries(
                 continue
             waited_too_long = failure.retry_after is not None and failure.retry_after > policy.max_retry_after
             if failure.throttle and pacer is not None:
-                pacer.hold(policy.delay(number, failure.retry_after))
+                # The account waits, but no longer than Kite would sleep through; after that the queue takes over.
+                pacer.hold(min(policy.delay(number, failure.retry_after), policy.max_retry_after))
             if not failure.retry or waited_too_long or number + 1 >= policy.attempts:
                 raise failure.error from None
             log.info("%s failed (%s); retrying", what, failure.error)

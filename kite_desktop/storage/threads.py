@@ -78,13 +78,14 @@ async def finishing_thread(work: Callable[[], T], done: Callable[[T], bool] = la
     try:
         return await asyncio.shield(future)
     except asyncio.CancelledError:
-        try:
-            result = await future
-        except BaseException:
+        while not future.done():
+            # Cancelled again meanwhile (Pause, then Cancel or Quit): still wait, the thread's result matters.
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.shield(future)
+        if future.cancelled() or future.exception() is not None or not done(future.result()):
             raise asyncio.CancelledError from None
-        if not done(result):
-            raise
         task = asyncio.current_task()
         if task is not None:
-            task.uncancel()
-        return result
+            while task.cancelling():
+                task.uncancel()
+        return future.result()

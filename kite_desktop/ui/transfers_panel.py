@@ -178,7 +178,7 @@ class TransfersPanel(QWidget):
 
     def _update_buttons(self) -> None:
         items = self.queue.items
-        selected = self.selected_transfers()
+        selected = self.selected_transfers() if self.table.selectionModel().hasSelection() else []
         self.cancel_button.setEnabled(any(not t.state.finished for t in items))
         self.clear_button.setEnabled(any(t.state.finished for t in items))
         self.retry_button.setEnabled(any(_retryable(t) for t in selected or items))

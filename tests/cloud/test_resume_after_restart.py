@@ -167,3 +167,25 @@ def test_a_file_changed_while_kite_was_stopped_is_uploaded_as_it_is_now(remote: 
     asyncio.run(upload(remote, source, disk))
 
     assert remote.copies(source.name) == [source.read_bytes()], "no mixed content, one copy"
+
+
+def test_a_saved_plan_whose_drive_folder_was_deleted_starts_afresh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The Kite folder was deleted in Drive while Kite was stopped: the upload goes to a new folder, once."""
+    with GoogleEmulator() as emulator:
+        remote = Remote("google", emulator)
+        source = source_file(tmp_path)
+        disk = Disk()
+        asyncio.run(stopped_part_way(remote, source, disk, SIZE // 2))
+        assert disk.data is not None
+        folder = disk.data["parent"]
+
+        async def delete_folder() -> None:
+            backend = remote.backend()
+            try:
+                await backend.delete_object(folder)
+            finally:
+                await backend.aclose()
+
+        asyncio.run(delete_folder())
+        asyncio.run(upload(remote, source, disk))
+        assert remote.copies(source.name) == [source.read_bytes()]

@@ -307,3 +307,56 @@ def test_owner_files_are_private(tmp_path: Path) -> None:
     owner = OwnerLock(tmp_path / "owners")
     assert owner.path.stat().st_mode & 0o077 == 0
     owner.release()
+
+
+@async_test
+async def test_what_a_killed_run_finished_is_remembered_whatever_runs_in_between(tmp_path: Path) -> None:
+    """kite upload A/ is killed with A/x done; kite upload B/ runs; kite upload A/ again must still know A/x."""
+    path = tmp_path / "transfers.sqlite3"
+    runner = Runner()
+    runner.release("x")
+    first, journal, owner = open_queue(path, runner)
+    await first.add(uploads("x", "y"))  # y never finishes: the run is killed
+    await until(first, lambda: first.items[0].state is S.DONE)
+    await journal.run(lambda: None)
+    journal.store.close()
+    owner.release()  # the process is gone (no normal close: its finished rows stay)
+
+    between, journal2, owner2 = open_queue(path, Runner())
+    between.pause()
+    assert await between.adopt(lambda row: row["name"] == "b") == []
+    await close(between, journal2, owner2)
+
+    again, journal3, owner3 = open_queue(path, Runner())
+    again.pause()
+    adopted = await again.adopt(lambda row: row["name"] in ("x", "y"), with_done=True)
+    assert {t.name: t.state for t in adopted} == {"x": S.DONE, "y": S.QUEUED}
+    await close(again, journal3, owner3)
+
+
+@async_test
+async def test_rows_another_running_process_is_uploading_are_reported(tmp_path: Path) -> None:
+    path = tmp_path / "transfers.sqlite3"
+    window, journal, owner = open_queue(path, Runner())
+    window.pause()
+    await window.add(uploads("scan.pdf"))
+    cli, journal2, owner2 = open_queue(path, Runner())
+    busy = await journal2.run(journal2.store.busy_elsewhere, lambda row: row["name"] == "scan.pdf")
+    assert [row["name"] for row in busy] == ["scan.pdf"]
+    assert await journal.run(journal.store.busy_elsewhere, lambda row: True) == []  # its own rows are not others'
+    await close(cli, journal2, owner2)
+    await close(window, journal, owner)
+
+
+@async_test
+async def test_a_full_disk_during_a_download_fails_it_without_holding_the_connections_uploads(tmp_path: Path) -> None:
+    runner = Runner()
+    queue, journal, owner = open_queue(tmp_path / "q.sqlite3", runner, max_concurrent=1)
+    download = Transfer(TransferKind.DOWNLOAD, "c1", "big.iso", 100, destination=tmp_path / "big.iso")
+    runner.failures["big.iso"] = [StorageFullError("Not enough disk space in ~/Downloads.")]
+    runner.release("big.iso", "a")
+    await queue.add([download, *uploads("a")])
+    await asyncio.wait_for(queue.wait_idle(), GUARD)
+    assert download.state is S.FAILED and "disk space" in download.message
+    assert queue.items[1].state is S.DONE and queue.held == {}
+    await close(queue, journal, owner)

@@ -109,7 +109,9 @@ def test_a_rate_limit_holds_every_request_of_the_account(clock: Clock) -> None:
     assert started == [("limited", 1000.0), ("limited", 1030.0), ("other", 1030.0)]
 
 
-def test_a_long_retry_after_is_reported_but_still_honoured_by_the_account(clock: Clock) -> None:
+def test_a_long_retry_after_is_reported_and_the_account_waits_at_most_the_cap(clock: Clock) -> None:
+    """An hour's Retry-After is not slept through: the error goes to the queue (which tries again later), and
+    the account's other requests wait the cap, not the hour (they would sit as "Transferring" at 0 B/s)."""
     pacer = Pacer()
     policy = RetryPolicy(attempts=3, max_retry_after=300)
 
@@ -121,4 +123,11 @@ def test_a_long_retry_after_is_reported_but_still_honoured_by_the_account(clock:
 
     with pytest.raises(ConnectionUnavailableError):
         asyncio.run(with_retries(attempt, classify, policy, None, "upload", pacer))
-    assert pacer.remaining == pytest.approx(3600.0)  # the next request of the account waits the hour out
+    assert pacer.remaining == pytest.approx(300.0)
+
+
+def test_a_retry_after_that_is_not_a_finite_number_is_ignored() -> None:
+    assert retry.parse_retry_after("inf") is None
+    assert retry.parse_retry_after("nan") is None
+    assert retry.parse_retry_after("1e400") is None
+    assert retry.parse_retry_after("12") == 12.0
