@@ -233,6 +233,7 @@ class GoogleDriveBackend(StorageBackend):
             raise KiteError(f"{name!r} cannot be used as a document name: {exc}.", title="Unusable name") from None
         folder_parts, _, base = clean.rpartition("/")
         media = await asyncio.to_thread(ChunkedFileMedia.open, path, content_type, self._chunk_size)
+        plan: dict[str, Any] = {}
         try:
             plan = await self._plan(resume, media, folder_parts, base, conflict)
             try:
@@ -244,6 +245,7 @@ class GoogleDriveBackend(StorageBackend):
                 # afresh. Its reserved id was checked unused, so this cannot make a second copy.
                 log.info("the interrupted upload's folder is gone; starting it afresh")
                 self.folders.forget()
+                self._release_name(plan)
                 plan = await self._plan(resume, media, folder_parts, base, conflict, fresh=True)
                 result = await self._upload(plan, media, content_type, progress, resume)
             existing = plan.get("existing")
@@ -256,11 +258,16 @@ class GoogleDriveBackend(StorageBackend):
                         await self.delete_object(str(result["id"]))
                 raise
         finally:
+            self._release_name(plan)
             await asyncio.to_thread(media.close)
         if progress is not None:
             progress(media.size())
         prefix = f"{folder_parts}/" if folder_parts else ""
         return info_from_file(result, prefix)
+
+    def _release_name(self, plan: dict[str, Any]) -> None:
+        if plan.get("existing") is None and plan.get("parent"):
+            self.folders.in_flight.discard((str(plan["parent"]), str(plan["base"])))
 
     async def _plan(
         self,
@@ -295,6 +302,8 @@ class GoogleDriveBackend(StorageBackend):
                     saved["existing"] = saved["file_id"]
                     saved.pop("uri", None)
             saved["fingerprint"] = media.fingerprint
+            if saved.get("existing") is None:
+                self.folders.in_flight.add((str(saved["parent"]), str(saved["base"])))
             return saved
         parent = await self.folders.folder_id(folder_parts.split("/") if folder_parts else [])
         base, existing = await self.folders.resolve_conflict(parent, base, conflict)

@@ -54,6 +54,8 @@ class DriveFolders:
         self._root_name = root_name
         self._ids: dict[tuple[str, ...], str] = {}
         self._locks: dict[tuple[str, ...], asyncio.Lock] = {}
+        self.in_flight: set[tuple[str, str]] = set()
+        """(folder id, name) of the files this account's uploads are creating now."""
 
     def forget(self) -> None:
         """Drop the remembered folder ids (a folder was deleted or moved in Drive)."""
@@ -99,21 +101,25 @@ class DriveFolders:
         return [str(f["id"]) for f in found.get("files", []) if f.get("mimeType") != FOLDER_MIME]
 
     async def resolve_conflict(self, parent: str, name: str, policy: str) -> tuple[str, str | None]:
-        """The name to create under, or the id of the file to replace."""
-        taken = await self.existing(parent, name)
-        if not taken:
-            return name, None
-        if policy == "replace":
-            return name, taken[0]
-        if policy == "fail":
-            raise NameConflictError(
-                f"A document named {name} already exists in Google Drive.",
-                hint="Rename the file, or choose 'replace' for name conflicts.",
-            )
-        number = 1
-        while await self.existing(parent, numbered(name, number)):
+        """The name to create under (kept in :attr:`in_flight` until the upload ends), or the id of the file to
+        replace. A name another upload of this account is creating right now counts as taken: Drive shows a
+        file only once its last chunk is in, and allows two files of one name."""
+        candidate, number = name, 0
+        while True:
+            taken = await self.existing(parent, candidate)
+            busy = (parent, candidate) in self.in_flight
+            if not taken and not busy:
+                self.in_flight.add((parent, candidate))  # no await since the checks: no other upload can slip in
+                return candidate, None
+            if number == 0 and policy == "replace" and taken and not busy:
+                return candidate, taken[0]
+            if number == 0 and policy == "fail":
+                raise NameConflictError(
+                    f"A document named {name} already exists in Google Drive.",
+                    hint="Rename the file, or choose 'replace' for name conflicts.",
+                )
             number += 1
-        return numbered(name, number), None
+            candidate = numbered(name, number)
 
 
 def _encode(state: dict[str, Any]) -> str:

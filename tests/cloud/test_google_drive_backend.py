@@ -421,3 +421,27 @@ def test_a_lost_answer_to_the_folder_creation_does_not_make_two_kite_folders(dri
     assert info.name == "a.txt"
     kite_folders = [f for f in drive.all_files() if f.name == "Kite"]
     assert len(kite_folders) == 1
+
+
+def test_two_uploads_of_one_name_at_once_keep_both_under_different_names(drive: GoogleEmulator, tmp_path: Path):
+    """Drive shows a resumable upload's file only at its end and allows two files of one name: the second upload
+    must not take the name the first is still creating."""
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    for folder in (first, second):
+        (folder / "report.pdf").write_bytes(os.urandom(6 * 1024 * 1024))
+    backend = drive_backend(drive)
+
+    async def both():
+        try:
+            return await asyncio.gather(
+                backend.upload_file(first / "report.pdf", "report.pdf", "application/pdf"),
+                backend.upload_file(second / "report.pdf", "report.pdf", "application/pdf"),
+            )
+        finally:
+            await backend.aclose()
+
+    infos = run(both())
+    assert sorted(info.name for info in infos) == ["report (1).pdf", "report.pdf"]
+    assert len(drive.files_named("report.pdf")) == 1 and len(drive.files_named("report (1).pdf")) == 1
