@@ -22,6 +22,7 @@ from kite_desktop.core.errors import (
     SourceFileError,
     StorageFullError,
 )
+from kite_desktop.core.models import ResumeState
 from kite_desktop.storage.local_backend import LocalFolderBackend
 
 from .backend_contract import BackendContract, listing
@@ -384,6 +385,7 @@ DOWNLOAD_SCRIPT = """
 import asyncio, json, os, sys
 from pathlib import Path
 from kite_desktop.core.errors import KiteError
+from kite_desktop.core.models import ResumeState
 from kite_desktop.storage.local_backend import LocalFolderBackend
 
 store, key, destination = sys.argv[1:4]
@@ -506,3 +508,37 @@ async def test_temp_files_a_killed_copy_left_are_removed_once_stale(
     listed = [item async for item in backend.iter_objects()]
     assert listed == []
     assert not stale.exists() and fresh.exists()
+
+
+class SavedPlan:
+    """What the transfer queue keeps on disk for one upload."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, object] | None = None
+
+    async def save(self, data: dict[str, object] | None) -> None:
+        self.data = data
+
+    def state(self) -> ResumeState:
+        return ResumeState(self.data, self.save)  # type: ignore[arg-type]
+
+
+@async_test
+async def test_a_copy_placed_just_before_a_kill_is_not_made_twice(
+    backend: LocalFolderBackend, root: Path, tmp_path: Path
+) -> None:
+    """Kite placed the copy, then was killed before it wrote "done": the next run finds it instead of making
+    "scan (1).pdf" — but a name that was already taken before, by another file, is not mistaken for it."""
+    (root / "scan.pdf").write_bytes(b"someone else's scan")  # taken before: the copy goes to "scan (1).pdf"
+    source = write_file(tmp_path / "scan.pdf", "my scan")
+    plan = SavedPlan()
+    first = await backend.upload_file(source, "scan.pdf", "application/pdf", resume=plan.state())
+    assert first.name == "scan (1).pdf" and plan.data is not None
+
+    again = await backend.upload_file(source, "scan.pdf", "application/pdf", resume=plan.state())
+    assert again.key == first.key
+    assert sorted(p.name for p in root.iterdir()) == ["scan (1).pdf", "scan.pdf"]
+
+    source.write_text("my scan, edited")  # changed since: it is a new upload after all
+    edited = await backend.upload_file(source, "scan.pdf", "application/pdf", resume=plan.state())
+    assert edited.name == "scan (2).pdf"
