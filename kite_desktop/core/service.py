@@ -172,6 +172,17 @@ class KiteService:
 
                 backend = await self._backend_factory(config, save)
                 backend.limits = self.limits
+                pacer = getattr(backend, "pacer", None)
+                if pacer is not None:
+                    label = config.provider.label
+
+                    def paced(seconds: float, connection_id: str = connection_id, label: str = label) -> None:
+                        wait = f"{round(seconds)} s" if seconds < 90 else f"{round(seconds / 60)} min"
+                        self.transfers.note(
+                            connection_id, f"{label} asked Kite to slow down; going on in {wait}.", seconds
+                        )
+
+                    pacer.on_hold = paced
                 self._backends[connection_id] = backend
         return self._backends[connection_id]
 

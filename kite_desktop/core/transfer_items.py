@@ -93,6 +93,8 @@ class Transfer:
     """Paused by the person (stays paused over a restart), not by a hold on its connection."""
     resume: dict[str, Any] | None = field(default=None, repr=False)
     """The backend's resumable session (see :class:`~kite_desktop.core.models.ResumeState`); never shown."""
+    note: str = ""
+    """A passing remark while it runs (the server asked to slow down), not kept on disk."""
     not_before: float = 0.0
     """For an automatic retry: not started again before this ``time.monotonic()``."""
     id: int = field(default_factory=lambda: next(_ids))

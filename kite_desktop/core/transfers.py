@@ -173,6 +173,22 @@ class TransferQueue:
         self._schedule()
         self._announce_totals()
 
+    def note(self, connection_id: str, message: str, seconds: float) -> None:
+        """Say ``message`` next to the connection's running transfers for ``seconds`` (a server asked Kite to
+        slow down: they wait, and should not look stuck)."""
+        noted = [t for t in self._items if t.connection_id == connection_id and t.state.active]
+        for transfer in noted:
+            transfer.note = message
+            self.changed.emit(transfer)
+
+        def clear() -> None:
+            for transfer in noted:
+                if transfer.note == message:
+                    transfer.note = ""
+                    self.changed.emit(transfer)
+
+        asyncio.get_running_loop().call_later(seconds, clear)
+
     def resume_scheduling(self) -> None:
         """Start what may start now (after ``max_concurrent`` was raised)."""
         self._schedule()

@@ -77,12 +77,16 @@ class Pacer:
 
     def __init__(self) -> None:
         self._until = 0.0
+        self.on_hold: Callable[[float], None] | None = None
+        """Told how long the account waits, to say so next to its transfers."""
 
     def hold(self, seconds: float) -> None:
         until = time.monotonic() + max(0.0, seconds)
         if until > self._until:
             log.info("rate-limited: this account's requests wait %.1f s", seconds)
             self._until = until
+            if self.on_hold is not None and seconds >= 1:
+                self.on_hold(seconds)
 
     @property
     def remaining(self) -> float:

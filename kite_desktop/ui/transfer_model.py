@@ -26,7 +26,7 @@ PROGRESS_COLUMN = 1
 def status_text(transfer: Transfer) -> str:
     verb = "Uploading" if transfer.kind is TransferKind.UPLOAD else "Downloading"
     if transfer.state is TransferState.RUNNING:
-        return verb
+        return f"{verb}: {transfer.note}" if transfer.note else verb
     if transfer.state in (TransferState.FAILED, TransferState.SKIPPED, TransferState.CANCELLED) and transfer.message:
         return f"{transfer.state.label}: {transfer.message}"
     if transfer.state is TransferState.DONE and transfer.message:

@@ -121,3 +121,29 @@ def test_removing_a_connection_forgets_its_sign_in_and_list_but_not_the_document
 
     asyncio.run(scenario())
     assert len(drive.files_named("page 0.pdf")) == 1, "the documents in the cloud are untouched"
+
+
+def test_a_slow_down_from_drive_is_said_next_to_the_waiting_transfers(drive: GoogleEmulator, tmp_path: Path):
+    """While the account waits out a Retry-After, its transfers say why instead of looking stuck at 0 B/s."""
+    drive.faults.add(
+        "POST",
+        r"uploadType=multipart",
+        status=429,
+        headers={"Retry-After": "2"},
+        json={"error": {"code": 429, "errors": [{"reason": "rateLimitExceeded"}]}},
+    )
+    seen: list[str] = []
+
+    async def scenario() -> None:
+        service = build_service(tmp_path / "profile", MemoryTokenStore())
+        config = await service.add_cloud_connection(
+            Provider.GOOGLE_DRIVE, "Alice's Drive", drive.issue_tokens(), "alice@example.com"
+        )
+        service.transfers.changed.connect(lambda t: seen.append(t.note))
+        batch = await service.upload(config.id, sources(tmp_path, 1))
+        await service.transfers.wait_idle()
+        assert [t.state for t in batch.transfers] == [TransferState.DONE]
+        await service.close()
+
+    asyncio.run(scenario())
+    assert "Google Drive asked Kite to slow down; going on in 2 s." in seen
