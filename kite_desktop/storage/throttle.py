@@ -33,7 +33,11 @@ class Throttle:
         self._next = start + count / self.rate
         delay = self._next - now
         if delay > 0:
-            await asyncio.sleep(delay)
+            try:
+                await asyncio.sleep(delay)
+            except asyncio.CancelledError:
+                self._next -= count / self.rate  # not sent (paused, cancelled): give its time back to the others
+                raise
 
 
 @dataclass

@@ -13,6 +13,7 @@ from kite_desktop.storage.retry import Failure, Pacer, RetryPolicy, with_retries
 from kite_desktop.storage.throttle import BURST, Limits, Throttle
 
 MiB = 1024 * 1024
+REAL_SLEEP = asyncio.sleep
 
 
 class Clock:
@@ -27,6 +28,7 @@ class Clock:
 
     async def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
+        await REAL_SLEEP(0)  # a real suspension: a sleeper can be cancelled, as in the app
         self.now += seconds
 
 
@@ -76,6 +78,24 @@ def test_no_limit_never_waits_and_a_new_limit_applies_at_once(clock: Clock) -> N
 
     asyncio.run(send())
     assert sum(clock.slept) == pytest.approx(3 - BURST)
+
+
+def test_bytes_that_were_never_sent_give_their_time_back(clock: Clock) -> None:
+    budget = Throttle(1 * MiB)
+
+    async def paused_then_resumed() -> None:
+        await budget.consume(MiB)  # the burst is used up
+        waiting = asyncio.ensure_future(budget.consume(100 * MiB))  # a big chunk waits for its slot…
+        await REAL_SLEEP(0)
+        assert clock.slept  # it is waiting
+        waiting.cancel()  # …and the transfer is paused before it is sent
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        clock.slept.clear()
+        await budget.consume(MiB)
+
+    asyncio.run(paused_then_resumed())
+    assert sum(clock.slept) <= 1.0  # not 100 s behind the chunk that never went
 
 
 def test_a_rate_limit_holds_every_request_of_the_account(clock: Clock) -> None:
