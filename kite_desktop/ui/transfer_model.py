@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (
     QStyleOptionViewItem,
 )
 
-from kite_desktop.core.formatting import human_size, human_speed
+from kite_desktop.core.formatting import human_duration, human_size, human_speed
 from kite_desktop.core.transfers import Transfer, TransferKind, TransferState
 
 TransferRole = Qt.ItemDataRole.UserRole + 20
@@ -97,7 +97,11 @@ class TransferTableModel(QAbstractTableModel):
                     return "—"
                 return f"{transfer.fraction:.0%}  ({human_size(transfer.done)} of {human_size(transfer.size)})"
             if column == 2:
-                return human_speed(transfer.speed)
+                speed = transfer.speed
+                left = transfer.size - transfer.done
+                if speed > 0 and left > 0:
+                    return f"{human_speed(speed)} · {human_duration(left / speed)} left"
+                return human_speed(speed)
             if column == 3:
                 return status_text(transfer)
         if role == Qt.ItemDataRole.ToolTipRole:

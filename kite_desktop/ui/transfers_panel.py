@@ -63,10 +63,11 @@ class TransfersPanel(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Fixed)
-        header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Interactive)  # not to contents: it would jump
         header.setStretchLastSection(True)
         self.table.setColumnWidth(0, 260)
         self.table.setColumnWidth(1, 220)
+        self.table.setColumnWidth(2, 190)
         self.table.verticalHeader().setDefaultSectionSize(26)
 
         self.title = QLabel("<b>Transfers</b>", self)
