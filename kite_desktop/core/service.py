@@ -439,6 +439,14 @@ class KiteService:
             saving.add_done_callback(self._saves.discard)
 
     async def _abandon(self, transfer: Transfer, data: dict[str, Any]) -> None:
+        if transfer.kind is TransferKind.DOWNLOAD and transfer.destination is not None:
+            # A cancelled download's partial file goes (a paused one is kept to go on with).
+            temp = files.reusable_temp(data.get("temp"), transfer.destination, transfer.size)
+            if temp is not None:
+                with contextlib.suppress(OSError):
+                    await asyncio.to_thread(temp.unlink)
+            await self.transfers.save_resume(transfer, None)
+            return
         backend = self._backends.get(transfer.connection_id)
         if backend is not None:
             with contextlib.suppress(Exception):
@@ -470,9 +478,18 @@ class KiteService:
                 return document
             assert transfer.document is not None and transfer.destination is not None
             await asyncio.to_thread(transfer.destination.parent.mkdir, parents=True, exist_ok=True)
-            # A download that was killed mid-way left its hidden temp file there: tidy up before starting again.
-            await asyncio.to_thread(files.remove_stale_temps, transfer.destination.parent)
-            await backend.download_file(transfer.document.remote_key, transfer.destination, progress)
+            # A download that was killed mid-way left its hidden temp file there: tidy up before starting again
+            # (except the one this download goes on with).
+            keep = (transfer.resume or {}).get("temp")
+            await asyncio.to_thread(
+                files.remove_stale_temps, transfer.destination.parent, Path(keep) if isinstance(keep, str) else None
+            )
+            await backend.download_file(
+                transfer.document.remote_key,
+                transfer.destination,
+                progress,
+                resume=ResumeState(transfer.resume, functools.partial(self.transfers.save_resume, transfer)),
+            )
             return transfer.document
         except KiteError as exc:
             await self._guard(transfer.connection_id, exc)

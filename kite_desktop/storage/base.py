@@ -88,9 +88,16 @@ class StorageBackend(ABC):
 
     @abstractmethod
     async def download_file(
-        self, object_key: str, destination: Path, progress: ProgressCallback | None = None
+        self,
+        object_key: str,
+        destination: Path,
+        progress: ProgressCallback | None = None,
+        resume: ResumeState | None = None,
     ) -> ObjectInfo:
-        """Stream the object to ``destination`` through a temp file, checked before the atomic rename."""
+        """Stream the object to ``destination`` through a temp file, checked before the atomic rename.
+
+        With ``resume`` a download that was paused or interrupted (a restart) goes on from its temp file where
+        the store supports ranges, when the document has not changed since; otherwise it starts again."""
 
     async def iter_objects(self, page_size: int = 200) -> AsyncIterator[ObjectInfo]:
         """Every stored document, page after page."""

@@ -143,13 +143,30 @@ def remove_if_stale(path: Path, now: float | None = None) -> bool:
     return False
 
 
-def remove_stale_temps(folder: Path) -> int:
-    """Delete the stale temp files directly in ``folder`` (where a download was going when Kite stopped)."""
+def remove_stale_temps(folder: Path, keep: Path | None = None) -> int:
+    """Delete the stale temp files directly in ``folder`` (where a download was going when Kite stopped), except
+    ``keep`` (the one an interrupted download goes on with)."""
     try:
         names = [entry.name for entry in os.scandir(folder) if entry.name.startswith(TEMP_PREFIX)]
     except OSError:
         return 0
-    return sum(remove_if_stale(folder / name) for name in names)
+    return sum(remove_if_stale(folder / name) for name in names if keep is None or folder / name != keep)
+
+
+def reusable_temp(saved: object, target: Path, size: int) -> Path | None:
+    """The temp file an interrupted download of ``target`` left, if it can be gone on with: one of Kite's temp
+    names beside the target (never another file, whatever the queue's data says), a regular file, not longer
+    than the document."""
+    if not isinstance(saved, str):
+        return None
+    path = Path(saved)
+    if path.parent != target.parent or not path.name.startswith(TEMP_PREFIX):
+        return None
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    return path if stat.S_ISREG(info.st_mode) and info.st_size <= size else None
 
 
 def hash_file(path: Path) -> str:

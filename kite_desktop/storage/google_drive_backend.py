@@ -448,25 +448,49 @@ class GoogleDriveBackend(StorageBackend):
 
     # -- downloads ----------------------------------------------------------------------------------------
     async def download_file(
-        self, object_key: str, destination: Path, progress: ProgressCallback | None = None
+        self,
+        object_key: str,
+        destination: Path,
+        progress: ProgressCallback | None = None,
+        resume: ResumeState | None = None,
     ) -> ObjectInfo:
         metadata = await self.call(lambda s: s.files().get(fileId=object_key, fields=FILE_FIELDS), what="Download")
         info = info_from_file(metadata, "")
         if not info.downloadable:
             raise KiteError(f"{info.name} is a Google Docs file; open it in Google Drive.", title="Online only")
         destination = Path(destination)
-        tmp = await asyncio.to_thread(HashingWriter.create_beside, destination)
+        plan = {"provider": "google_drive", "key": object_key, "md5": info.hash, "size": info.size}
+        saved = resume.data if resume is not None and resume.data else {}
+        earlier = None
+        if info.hash and all(saved.get(k) == v for k, v in plan.items()):  # the same document, unchanged since
+            earlier = files.reusable_temp(saved.get("temp"), destination, info.size)
+        if earlier is not None:
+            tmp = await asyncio.to_thread(HashingWriter.reopen, earlier)
+            log.info("going on with an interrupted download from %d bytes", tmp.size)
+        else:
+            tmp = await asyncio.to_thread(HashingWriter.create_beside, destination)
+            if resume is not None:
+                await resume.save({**plan, "temp": str(tmp.path)})
         try:
-            await self._download_into(object_key, tmp, progress)
+            if tmp.size < info.size or info.size == 0:
+                await self._download_into(object_key, tmp, progress, start=tmp.size)
             if tmp.size != info.size or (info.hash and tmp.md5() != info.hash):
                 raise IntegrityError(f"The download of {info.name} does not match what Google Drive holds.")
             await asyncio.to_thread(tmp.commit, destination)
+        except asyncio.CancelledError:
+            if resume is None:  # nobody can go on with it
+                await asyncio.to_thread(tmp.discard)
+            else:
+                await asyncio.to_thread(tmp.close_file)
+            raise
         except BaseException:
             await asyncio.to_thread(tmp.discard)
             raise
         return info
 
-    async def _download_into(self, object_key: str, writer: HashingWriter, progress: ProgressCallback | None) -> None:
+    async def _download_into(
+        self, object_key: str, writer: HashingWriter, progress: ProgressCallback | None, start: int = 0
+    ) -> None:
         from googleapiclient.http import MediaIoBaseDownload
 
         state: dict[str, Any] = {"downloader": None}
@@ -474,7 +498,9 @@ class GoogleDriveBackend(StorageBackend):
         def step() -> bool:
             if state["downloader"] is None:
                 request = self.service.files().get_media(fileId=object_key)
-                state["downloader"] = MediaIoBaseDownload(writer, request, chunksize=self._chunk_size)
+                downloader = MediaIoBaseDownload(writer, request, chunksize=self._chunk_size)
+                downloader._progress = start  # the library's offset: its next Range starts there
+                state["downloader"] = downloader
             try:
                 _, done = state["downloader"].next_chunk(num_retries=0)
             except OSError as exc:
@@ -483,7 +509,7 @@ class GoogleDriveBackend(StorageBackend):
                 raise
             return bool(done)
 
-        counted = 0
+        counted = writer.size
         while True:
             finished = await self.retrying(lambda: asyncio.to_thread(step), what="Download")
             await self.limits.down.consume(writer.size - counted)

@@ -153,6 +153,16 @@ class HashingWriter(io.RawIOBase):
             raise files.disk_error(exc, target.parent) from None
         return cls(os.fdopen(fd, "wb", buffering=0), tmp)
 
+    @classmethod
+    def reopen(cls, tmp: Path) -> HashingWriter:
+        """Go on writing an interrupted download's temp file: what it holds is hashed and counted first."""
+        writer = cls(open(tmp, "ab", buffering=0), tmp)  # noqa: SIM115 - closed by commit or discard
+        with open(tmp, "rb") as existing:
+            while data := existing.read(files.CHUNK):
+                writer._md5.update(data)
+                writer.size += len(data)
+        return writer
+
     @property
     def folder(self) -> Path:
         return self.path.parent if self.path else Path(".")
@@ -188,6 +198,11 @@ class HashingWriter(io.RawIOBase):
         except OSError as exc:
             raise files.disk_error(exc, target.parent) from None
         fsync_dir(target.parent)
+
+    def close_file(self) -> None:
+        """Close the temp file and keep it (a paused download goes on with it)."""
+        with contextlib.suppress(OSError):
+            self._sink.close()
 
     def discard(self) -> None:
         with contextlib.suppress(OSError):

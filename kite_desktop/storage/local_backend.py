@@ -337,7 +337,11 @@ class LocalFolderBackend(StorageBackend):
         raise AssertionError("unreachable")
 
     async def download_file(
-        self, object_key: str, destination: Path, progress: ProgressCallback | None = None
+        self,
+        object_key: str,
+        destination: Path,
+        progress: ProgressCallback | None = None,
+        resume: ResumeState | None = None,  # a local copy is quick: it always starts again
     ) -> ObjectInfo:
         destination = Path(destination)
         report = ThreadProgress(progress)

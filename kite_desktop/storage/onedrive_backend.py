@@ -251,11 +251,15 @@ class OneDriveBackend(StorageBackend):
         return info_from_item(item, f"{folder}/" if folder else "")
 
     async def download_file(
-        self, object_key: str, destination: Path, progress: ProgressCallback | None = None
+        self,
+        object_key: str,
+        destination: Path,
+        progress: ProgressCallback | None = None,
+        resume: ResumeState | None = None,
     ) -> ObjectInfo:
         from kite_desktop.storage.onedrive_transfer import download_to_path
 
-        return await download_to_path(self, object_key, Path(destination), progress)
+        return await download_to_path(self, object_key, Path(destination), progress, resume)
 
     async def abandon_upload(self, resume: dict[str, Any]) -> None:
         from kite_desktop.storage.onedrive_transfer import cancel_session

@@ -387,17 +387,25 @@ async def cancel_session(backend: OneDriveBackend, url: str) -> None:
 class TempSink:
     """A temp file beside the destination that counts and hashes what is written, until ``commit``."""
 
-    def __init__(self, target: Path):
+    def __init__(self, target: Path, earlier: Path | None = None):
+        """A new temp file; or ``earlier``, an interrupted download's, whose content is hashed and counted first."""
         if not target.parent.is_dir():
             raise KiteError(f"The folder {target.parent} does not exist.", title="Cannot save")
-        self.path = temp_path_for(target)
-        try:
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
-        except OSError as exc:
-            raise files.disk_error(exc, target.parent) from None
+        self.path = earlier or temp_path_for(target)
         self.size = 0
         self.hash = QuickXorHash()
         self._target = target
+        flags = os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0)
+        flags |= os.O_APPEND if earlier is not None else os.O_CREAT | os.O_EXCL
+        try:
+            self._fd = os.open(self.path, flags, 0o666)
+            if earlier is not None:
+                with open(earlier, "rb") as existing:
+                    while data := existing.read(files.CHUNK * 4):
+                        self.hash.update(data)
+                        self.size += len(data)
+        except OSError as exc:
+            raise files.disk_error(exc, target.parent) from None
 
     def write(self, data: bytes) -> None:
         try:
@@ -419,6 +427,13 @@ class TempSink:
             raise files.disk_error(exc, self._target.parent) from None
         fsync_dir(self._target.parent)
 
+    def close_file(self) -> None:
+        """Close the temp file and keep it (a paused download goes on with it)."""
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = -1
+
     def discard(self) -> None:
         if self._fd >= 0:
             with contextlib.suppress(OSError):
@@ -429,18 +444,33 @@ class TempSink:
 
 
 async def download_to_path(
-    backend: OneDriveBackend, key: str, destination: Path, progress: ProgressCallback | None
+    backend: OneDriveBackend,
+    key: str,
+    destination: Path,
+    progress: ProgressCallback | None,
+    resume: ResumeState | None = None,
 ) -> ObjectInfo:
     from kite_desktop.storage.onedrive_backend import ITEM_FIELDS, info_from_item
 
     response = await backend.graph("GET", f"/me/drive/items/{key}", params={"$select": ITEM_FIELDS}, what="Download")
     info = info_from_item(response.json(), "")
-    sink = await asyncio.to_thread(TempSink, destination)
+    plan = {"provider": "onedrive", "key": key, "hash": info.hash, "size": info.size}
+    saved = resume.data if resume is not None and resume.data else {}
+    earlier = None
+    if info.hash and all(saved.get(k) == v for k, v in plan.items()):  # the same document, unchanged since
+        earlier = files.reusable_temp(saved.get("temp"), destination, info.size)
+    sink = await asyncio.to_thread(TempSink, destination, earlier)
+    if earlier is None and resume is not None:
+        await resume.save({**plan, "temp": str(sink.path)})
     try:
-        await download_item(backend, key, sink.write, progress)
+        if sink.size < info.size:
+            await download_item(backend, key, sink.write, progress, start=sink.size)
         if sink.size != info.size or (info.hash and sink.hash.b64digest() != info.hash):
             raise IntegrityError(f"The download of {info.name} does not match what OneDrive holds.")
         await asyncio.to_thread(sink.commit)
+    except asyncio.CancelledError:
+        await asyncio.to_thread(sink.discard if resume is None else sink.close_file)
+        raise
     except BaseException:
         await asyncio.to_thread(sink.discard)
         raise
@@ -448,10 +478,15 @@ async def download_to_path(
 
 
 async def download_item(
-    backend: OneDriveBackend, key: str, write: Callable[[bytes], None], progress: ProgressCallback | None
+    backend: OneDriveBackend,
+    key: str,
+    write: Callable[[bytes], None],
+    progress: ProgressCallback | None,
+    start: int = 0,
 ) -> None:
-    """Follow the content's 302 to the download host (no bearer token there) and stream, resuming by Range."""
-    done, failures = 0, 0
+    """Follow the content's 302 to the download host (no bearer token there) and stream, resuming by Range
+    (from ``start`` for a download an earlier run began)."""
+    done, failures = start, 0
     location: str | None = None
     while True:
         if location is None:

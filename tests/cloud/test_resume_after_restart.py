@@ -189,3 +189,83 @@ def test_a_saved_plan_whose_drive_folder_was_deleted_starts_afresh(tmp_path: Pat
         asyncio.run(delete_folder())
         asyncio.run(upload(remote, source, disk))
         assert remote.copies(source.name) == [source.read_bytes()]
+
+
+# -- downloads -------------------------------------------------------------------------------------------------
+def stored(remote: Remote, tmp_path: Path) -> tuple[str, bytes]:
+    """A document of SIZE bytes in the store; its key and content."""
+    source = source_file(tmp_path, name="dataset.bin")
+
+    async def put() -> Any:
+        backend = remote.backend()
+        try:
+            return await backend.upload_file(source, source.name, "application/octet-stream")
+        finally:
+            await backend.aclose()
+
+    return asyncio.run(put()).key, source.read_bytes()
+
+
+async def download(remote: Remote, key: str, target: Path, disk: Disk, progress: Any = None) -> Any:
+    backend = remote.backend()
+    try:
+        return await backend.download_file(key, target, progress, resume=disk.state())
+    finally:
+        await backend.aclose()
+
+
+def content_requests(remote: Remote) -> int:
+    if remote.kind == "google":
+        return len(remote.requests)
+    return len(remote.emulator.graph.download_requests)
+
+
+def range_starts(remote: Remote, since: int) -> list[int]:
+    """Where each GET of the document's bytes started (0 without a Range)."""
+    if remote.kind == "google":
+        ranges = [r.headers.get("range", "") for r in remote.requests[since:] if "alt=media" in r.path]
+    else:
+        ranges = [r.range or "" for r in remote.emulator.graph.download_requests[since:] if r.method == "GET"]
+    return [int(value[len("bytes=") :].split("-")[0]) if value.startswith("bytes=") else 0 for value in ranges]
+
+
+def test_an_interrupted_download_goes_on_from_its_temp_file_after_a_restart(remote: Remote, tmp_path: Path):
+    key, content = stored(remote, tmp_path)
+    target = tmp_path / "out" / "dataset.bin"
+    target.parent.mkdir()
+    disk = Disk()
+
+    async def stopped_part_way() -> None:
+        reached = asyncio.Event()
+        task = asyncio.create_task(download(remote, key, target, disk, lambda d: d >= SIZE // 2 and reached.set()))
+        await asyncio.wait_for(reached.wait(), GUARD)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(stopped_part_way())
+    assert not target.exists() and disk.data is not None
+    partial = Path(disk.data["temp"])
+    assert partial.exists() and 0 < partial.stat().st_size < SIZE
+    before = content_requests(remote)
+
+    asyncio.run(download(remote, key, target, disk))
+
+    assert target.read_bytes() == content
+    starts = range_starts(remote, before)
+    assert starts and min(starts) >= SIZE // 2, f"only the rest was fetched (ranges from {starts})"
+    assert [p.name for p in target.parent.iterdir()] == ["dataset.bin"], "no temp file left"
+
+
+def test_a_document_changed_since_the_interrupted_download_is_fetched_whole(remote: Remote, tmp_path: Path):
+    key, content = stored(remote, tmp_path)
+    target = tmp_path / "dataset.bin.copy"
+    disk = Disk()
+    temp = target.with_name(".kite-tmp-0000000000000000")
+    temp.write_bytes(b"x" * 1000)
+    disk.data = {"provider": "google_drive" if remote.kind == "google" else "onedrive", "key": key, "temp": str(temp)}
+    disk.data.update({"md5" if remote.kind == "google" else "hash": "an older version", "size": SIZE})
+
+    asyncio.run(download(remote, key, target, disk))
+
+    assert target.read_bytes() == content
