@@ -11,12 +11,12 @@ import contextlib
 import logging
 import sqlite3
 import threading
-import time
 import uuid
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
+from kite_desktop.core import db as db_tools
 from kite_desktop.core.db import immediate
 from kite_desktop.core.errors import CatalogError
 from kite_desktop.core.models import ConnectionStatus, Document, ObjectInfo
@@ -54,13 +54,8 @@ MIGRATIONS: list[str] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def now() -> str:
-    """The catalog's timestamp format (UTC, ISO 8601; compares in time order as text)."""
-    return _now()
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
+now = db_tools.now
+"""The catalog's timestamp format (UTC, ISO 8601; compares in time order as text)."""
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -81,10 +76,7 @@ class Catalog:
         db: sqlite3.Connection | None = None
         try:
             db = self._open()
-            row = db.execute("PRAGMA quick_check").fetchone()
-            if row is None or row[0] != "ok":
-                first = str(row[0]).splitlines()[0] if row else "no answer"
-                raise sqlite3.DatabaseError(f"quick_check: {first}")
+            db_tools.quick_check(db)
             self._migrate(db)
             return db
         except sqlite3.DatabaseError as exc:
@@ -94,25 +86,13 @@ class Catalog:
             return self._recover(exc)
 
     def _open(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA busy_timeout = 10000")
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = NORMAL")
+        db = db_tools.connect(self.path, synchronous="NORMAL")
         db.execute("PRAGMA foreign_keys = ON")
-        with contextlib.suppress(OSError):
-            self.path.chmod(0o600)
         return db
 
     def _recover(self, exc: Exception) -> sqlite3.Connection:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{uuid.uuid4().hex[:6]}")
-        log.warning("catalog unusable (%s); moving it to %s and rebuilding", exc, aside.name)
-        for suffix in ("", "-wal", "-shm"):
-            source = Path(f"{self.path}{suffix}")
-            if source.exists():
-                source.replace(Path(f"{aside}{suffix}"))
+        aside = db_tools.move_aside(self.path, "corrupt")
+        log.warning("catalog unusable (%s); moved it to %s and rebuilding", exc, aside.name)
         self.recovered_from = aside
         try:
             db = self._open()
@@ -126,23 +106,14 @@ class Catalog:
 
     @staticmethod
     def _migrate(db: sqlite3.Connection) -> None:
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
+        try:
+            db_tools.migrate(db, MIGRATIONS)
+        except db_tools.NewerSchemaError as newer:
+            db.close()
             raise CatalogError(
-                f"The catalog was written by a newer Kite (schema {version}, this one knows {SCHEMA_VERSION}).",
+                f"The catalog was written by a newer Kite (schema {newer.found}, this one knows {newer.known}).",
                 hint="Update Kite, or start it with another profile (--profile).",
-            )
-        for number in range(version, SCHEMA_VERSION):
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in MIGRATIONS[number].split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                db.execute(f"PRAGMA user_version = {number + 1}")
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+            ) from None
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -187,7 +158,7 @@ class Catalog:
                    ON CONFLICT (connection_id) DO UPDATE SET status=excluded.status,
                      detail=excluded.detail,
                      refreshed_at=COALESCE(excluded.refreshed_at, connection_state.refreshed_at)""",
-                (connection_id, status.value, detail, _now() if refreshed else None),
+                (connection_id, status.value, detail, now() if refreshed else None),
             )
 
     def set_account(self, connection_id: str, account: str) -> None:
@@ -242,7 +213,7 @@ class Catalog:
 
     @staticmethod
     def _upsert(db: sqlite3.Connection, connection_id: str, info: ObjectInfo) -> None:
-        now = _now()
+        stamp = now()
         db.execute(
             """INSERT INTO documents (id, connection_id, remote_key, name, size, content_type, hash,
                                       modified_at, created_at, updated_at, state, downloadable)
@@ -262,8 +233,8 @@ class Catalog:
                 info.content_type,
                 info.hash,
                 info.modified.isoformat() if info.modified else None,
-                now,
-                now,
+                stamp,
+                stamp,
                 int(info.downloadable),
             ),
         )

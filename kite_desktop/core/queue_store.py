@@ -16,16 +16,14 @@ import concurrent.futures
 import contextlib
 import json
 import logging
-import os
 import sqlite3
 import threading
-import time
-import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+from kite_desktop.core import db as db_tools
 from kite_desktop.core.db import immediate
 from kite_desktop.core.owner_lock import OwnerLock
 
@@ -78,10 +76,6 @@ HISTORY_DAYS = 7
 """Rows in these states are history: they are not restored after a restart."""
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
-
-
 class QueueStore:
     """The queue's rows, in ``transfers.sqlite3``."""
 
@@ -95,42 +89,24 @@ class QueueStore:
     def _open_checked(self) -> sqlite3.Connection:
         try:
             db = self._open()
-            if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
-                db.close()
-                raise sqlite3.DatabaseError("quick_check failed")
+            db_tools.quick_check(db)
             return db
         except sqlite3.DatabaseError as exc:
-            stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-            aside = self.path.with_name(f"{self.path.name}.damaged-{stamp}")
+            aside = db_tools.move_aside(self.path, "damaged")
             log.warning("transfer queue unreadable (%s); moved to %s", exc, aside.name)
-            for suffix in ("", "-wal", "-shm"):
-                with contextlib.suppress(FileNotFoundError):
-                    Path(f"{self.path}{suffix}").replace(f"{aside}{suffix}")
             self.recovered_from = aside
             return self._open()
 
     def _open(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
-        db.row_factory = sqlite3.Row
-        with contextlib.suppress(OSError):
-            os.chmod(self.path, 0o600)  # paths and, while a row runs, session URLs: this user's only
-        db.execute("PRAGMA secure_delete=ON")  # a session URL that was cleared is overwritten, not left in a free page
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        db.execute("PRAGMA busy_timeout=10000")
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        for number in range(version, len(MIGRATIONS)):
-            with db:
-                db.execute("BEGIN IMMEDIATE")
-                for statement in _statements(MIGRATIONS[number]):
-                    db.execute(statement)
-                db.execute(f"PRAGMA user_version = {number + 1}")
+        # Paths and, while a row runs, session URLs: private, and overwritten once cleared.
+        db = db_tools.connect(self.path, synchronous="FULL", secure_delete=True)
+        db_tools.migrate(db, MIGRATIONS)
         return db
 
     # -- writing -------------------------------------------------------------------------------------------
     def insert(self, rows: list[dict[str, Any]]) -> list[int]:
         """Add rows owned by this process, in one transaction; returns their ids in order."""
-        stamp = _now()
+        stamp = db_tools.now()
         ids: list[int] = []
         with self._lock, self._transaction() as db:
             for row in rows:
@@ -153,7 +129,7 @@ class QueueStore:
         with self._lock, self._transaction() as db:
             cursor = db.execute(
                 f"UPDATE transfers SET {assignments}, updated_at = ? WHERE id = ? AND state != 'done'",
-                (*values, _now(), transfer_id),
+                (*values, db_tools.now(), transfer_id),
             )
         return cursor.rowcount > 0
 
@@ -245,10 +221,6 @@ class QueueStore:
 
     def _transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         return immediate(self._db)
-
-
-def _statements(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]
 
 
 def _encode(column: str, value: Any) -> Any:
