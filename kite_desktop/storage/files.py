@@ -10,6 +10,7 @@ import stat
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from kite_desktop.core.atomic import TEMP_PREFIX, fsync_dir, temp_path_for
 from kite_desktop.core.errors import KiteError, SourceFileError, StorageFullError
@@ -151,6 +152,14 @@ def remove_stale_temps(folder: Path, keep: Path | None = None) -> int:
     except OSError:
         return 0
     return sum(remove_if_stale(folder / name) for name in names if keep is None or folder / name != keep)
+
+
+def temp_to_go_on_with(saved: dict[str, Any] | None, plan: dict[str, Any], target: Path) -> Path | None:
+    """The temp file of an interrupted download to go on with: ``saved`` (the queue's data) describes the same
+    document as ``plan`` (store, key, size and hash, the hash known) and names a usable temp file."""
+    if not saved or not plan.get("hash") or any(saved.get(k) != v for k, v in plan.items()):
+        return None  # another document, or it changed since: start afresh
+    return reusable_temp(saved.get("temp"), target, int(plan["size"]))
 
 
 def reusable_temp(saved: object, target: Path, size: int) -> Path | None:

@@ -333,7 +333,7 @@ class GoogleDriveBackend(StorageBackend):
         async def keep_uri(uri: str) -> None:
             if resume is not None and uri != plan.get("uri"):
                 plan["uri"] = uri
-                await resume.save({k: v for k, v in plan.items() if k != "done"})
+                await resume.save({k: v for k, v in plan.items() if k not in ("done", "saved")})
 
         existing = plan.get("existing")
         if existing is not None:
@@ -459,11 +459,8 @@ class GoogleDriveBackend(StorageBackend):
         if not info.downloadable:
             raise KiteError(f"{info.name} is a Google Docs file; open it in Google Drive.", title="Online only")
         destination = Path(destination)
-        plan = {"provider": "google_drive", "key": object_key, "md5": info.hash, "size": info.size}
-        saved = resume.data if resume is not None and resume.data else {}
-        earlier = None
-        if info.hash and all(saved.get(k) == v for k, v in plan.items()):  # the same document, unchanged since
-            earlier = files.reusable_temp(saved.get("temp"), destination, info.size)
+        plan = {"provider": "google_drive", "key": object_key, "hash": info.hash, "size": info.size}
+        earlier = files.temp_to_go_on_with(resume.data if resume is not None else None, plan, destination)
         if earlier is not None:
             tmp = await asyncio.to_thread(HashingWriter.reopen, earlier)
             log.info("going on with an interrupted download from %d bytes", tmp.size)

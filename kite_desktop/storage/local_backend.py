@@ -16,6 +16,7 @@ import mimetypes
 import os
 import stat
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -285,12 +286,17 @@ class LocalFolderBackend(StorageBackend):
                 await asyncio.to_thread(tmp.unlink)
         return await asyncio.to_thread(lambda: self._info(final, final.lstat(), digest))
 
+    def _candidates(self, target: Path) -> Iterator[Path]:
+        """The names "keep both" tries, in order: ``target``, then "name (1).ext", "name (2).ext"…"""
+        key = self._key_for(target)
+        yield target
+        for number in itertools.count(1):
+            yield self.root / numbered(key, number)
+
     def _taken_names(self, target: Path) -> list[str]:
         """The names "rename" would pass over now (taken before this copy was placed)."""
-        key = self._key_for(target)
         taken: list[str] = []
-        for number in itertools.count():
-            candidate = target if number == 0 else self.root / numbered(key, number)
+        for candidate in self._candidates(target):
             if not os.path.lexists(candidate):
                 return taken
             taken.append(self._key_for(candidate))
@@ -298,10 +304,8 @@ class LocalFolderBackend(StorageBackend):
 
     def _placed_earlier(self, clean: str, saved: dict[str, object]) -> ObjectInfo | None:
         target = self._path_for(clean, create_parents=True)
-        key = self._key_for(target)
         taken = set(saved.get("taken") or [])  # type: ignore[call-overload]
-        for number in itertools.count():
-            candidate = target if number == 0 else self.root / numbered(key, number)
+        for candidate in self._candidates(target):
             try:
                 info = candidate.lstat()
             except FileNotFoundError:
@@ -321,8 +325,7 @@ class LocalFolderBackend(StorageBackend):
                 files.place(tmp, target, replace=True)
                 return target
             key = self._key_for(target)
-            for number in itertools.count():
-                candidate = target if number == 0 else self.root / numbered(key, number)
+            for candidate in self._candidates(target):
                 try:
                     files.place(tmp, candidate, replace=False)
                     return candidate

@@ -139,7 +139,6 @@ async def upload_session(
     progress: ProgressCallback | None,
     resume: ResumeState | None = None,
 ) -> dict[str, Any]:
-    from kite_desktop.storage.onedrive_backend import item_path
 
     reader = await asyncio.to_thread(FragmentSource.open, source)
     saved = resume.data if resume is not None and resume.data else None
@@ -154,33 +153,8 @@ async def upload_session(
 
     try:
         item = await _resume_saved(backend, saved, reader, progress) if saved is not None else None
-        if item is not None:
-            pass
-        elif reader.size == 0:
-            # An upload session cannot carry zero bytes; an empty file is one simple PUT.
-            if remember is not None:
-                await remember(name, None)
-            response = await backend.graph(
-                "PUT",
-                item_path(name) + "/content",
-                content=b"",
-                what=f"Upload of {name}",
-                params={"@microsoft.graph.conflictBehavior": _BEHAVIOUR[conflict]},
-            )
-            item = dict(response.json())
-        elif conflict == "rename":
-            # Kite names the second copy "name (1).ext" on every store (OneDrive's own rename says "name 1.ext").
-            for _ in range(SESSION_RESTARTS):
-                try:
-                    free = await _free_name(backend, name)
-                    item = await _session_upload(backend, free, reader, "fail", progress, remember)
-                    break
-                except NameConflictError:
-                    continue  # taken between the check and the commit
-            else:
-                raise NameConflictError(f"Kite could not find a free name for {name} in OneDrive.")
-        else:
-            item = await _session_upload(backend, name, reader, _BEHAVIOUR[conflict], progress, remember)
+        if item is None:
+            item = await _new_upload(backend, name, reader, conflict, progress, remember)
         try:
             local_hash = await asyncio.to_thread(reader.finish)
             remote_hash = ((item.get("file") or {}).get("hashes") or {}).get("quickXorHash")
@@ -199,6 +173,39 @@ async def upload_session(
     if progress is not None:
         progress(reader.size)
     return item
+
+
+async def _new_upload(
+    backend: OneDriveBackend,
+    name: str,
+    reader: FragmentSource,
+    conflict: str,
+    progress: ProgressCallback | None,
+    remember: Callable[[str, str | None], Awaitable[None]] | None,
+) -> dict[str, Any]:
+    from kite_desktop.storage.onedrive_backend import item_path
+
+    if reader.size == 0:
+        # An upload session cannot carry zero bytes; an empty file is one simple PUT.
+        if remember is not None:
+            await remember(name, None)
+        response = await backend.graph(
+            "PUT",
+            item_path(name) + "/content",
+            content=b"",
+            what=f"Upload of {name}",
+            params={"@microsoft.graph.conflictBehavior": _BEHAVIOUR[conflict]},
+        )
+        return dict(response.json())
+    if conflict != "rename":
+        return await _session_upload(backend, name, reader, _BEHAVIOUR[conflict], progress, remember)
+    # Kite names the second copy "name (1).ext" on every store (OneDrive's own rename says "name 1.ext").
+    for _ in range(SESSION_RESTARTS):
+        try:
+            return await _session_upload(backend, await _free_name(backend, name), reader, "fail", progress, remember)
+        except NameConflictError:
+            continue  # taken between the check and the commit
+    raise NameConflictError(f"Kite could not find a free name for {name} in OneDrive.")
 
 
 async def _resume_saved(
@@ -455,10 +462,7 @@ async def download_to_path(
     response = await backend.graph("GET", f"/me/drive/items/{key}", params={"$select": ITEM_FIELDS}, what="Download")
     info = info_from_item(response.json(), "")
     plan = {"provider": "onedrive", "key": key, "hash": info.hash, "size": info.size}
-    saved = resume.data if resume is not None and resume.data else {}
-    earlier = None
-    if info.hash and all(saved.get(k) == v for k, v in plan.items()):  # the same document, unchanged since
-        earlier = files.reusable_temp(saved.get("temp"), destination, info.size)
+    earlier = files.temp_to_go_on_with(resume.data if resume is not None else None, plan, destination)
     sink = await asyncio.to_thread(TempSink, destination, earlier)
     if earlier is None and resume is not None:
         await resume.save({**plan, "temp": str(sink.path)})
