@@ -26,6 +26,7 @@ from kite_desktop.core.errors import (
     NotFoundError,
 )
 from kite_desktop.core.events import Event
+from kite_desktop.core.formatting import human_duration
 from kite_desktop.core.intake import Intake, Skipped, collect
 from kite_desktop.core.models import (
     Connection,
@@ -123,8 +124,6 @@ class KiteService:
         await self.transfers.shutdown()
         if self._saves:
             await asyncio.gather(*self._saves, return_exceptions=True)
-        if self._saves:
-            await asyncio.gather(*self._saves, return_exceptions=True)
         for backend in self._backends.values():
             await backend.aclose()
         await asyncio.to_thread(self.catalog.close)
@@ -174,17 +173,14 @@ class KiteService:
                 backend.limits = self.limits
                 pacer = getattr(backend, "pacer", None)
                 if pacer is not None:
-                    label = config.provider.label
-
-                    def paced(seconds: float, connection_id: str = connection_id, label: str = label) -> None:
-                        wait = f"{round(seconds)} s" if seconds < 90 else f"{round(seconds / 60)} min"
-                        self.transfers.note(
-                            connection_id, f"{label} asked Kite to slow down; going on in {wait}.", seconds
-                        )
-
-                    pacer.on_hold = paced
+                    pacer.on_hold = functools.partial(self._paced, config)
                 self._backends[connection_id] = backend
         return self._backends[connection_id]
+
+    def _paced(self, config: ConnectionConfig, seconds: float) -> None:
+        """The account was asked to slow down: its running transfers say so, and for how long."""
+        note = f"{config.provider.label} asked Kite to slow down; going on in {human_duration(seconds)}."
+        self.transfers.note(config.id, note, seconds)
 
     def _persist_credentials(self, connection_id: str, credentials: dict[str, Any]) -> None:
         """Save renewed credentials at once (providers may rotate refresh tokens on every use)."""
@@ -460,6 +456,7 @@ class KiteService:
     async def _run_transfer(self, transfer: Transfer, progress: Callable[[int], None]) -> Document | None:
         try:
             backend = await self.backend(transfer.connection_id)
+            resume = ResumeState(transfer.resume, functools.partial(self.transfers.save_resume, transfer))
             if transfer.kind is TransferKind.UPLOAD:
                 assert transfer.source is not None
                 content_type = mimetypes.guess_type(transfer.name, strict=False)[0] or "application/octet-stream"
@@ -469,7 +466,7 @@ class KiteService:
                     content_type,
                     progress,
                     conflict=_CONFLICT.get(self.settings.conflict_policy, "rename"),
-                    resume=ResumeState(transfer.resume, functools.partial(self.transfers.save_resume, transfer)),
+                    resume=resume,
                 )
                 if info.name != transfer.name:
                     transfer.message = f"Stored as {info.name}. {transfer.message}".strip()
@@ -488,7 +485,7 @@ class KiteService:
                 transfer.document.remote_key,
                 transfer.destination,
                 progress,
-                resume=ResumeState(transfer.resume, functools.partial(self.transfers.save_resume, transfer)),
+                resume=resume,
             )
             return transfer.document
         except KiteError as exc:

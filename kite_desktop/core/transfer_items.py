@@ -107,6 +107,12 @@ class Transfer:
         return min(1.0, self.done / self.size) if self.size else 0.0
 
     @property
+    def retryable(self) -> bool:
+        """Failed or cancelled; or waiting for its next automatic try (Retry starts it now)."""
+        waiting = self.state is TransferState.QUEUED and self.not_before > 0
+        return waiting or self.state in (TransferState.FAILED, TransferState.CANCELLED)
+
+    @property
     def speed(self) -> float:
         """Bytes per second over the last few seconds; 0 when not running."""
         if not self.state.active or len(self._samples) < 2:

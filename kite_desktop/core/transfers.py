@@ -25,6 +25,7 @@ from kite_desktop.core.errors import (
     StorageFullError,
 )
 from kite_desktop.core.events import Event
+from kite_desktop.core.formatting import human_duration
 from kite_desktop.core.models import Document
 from kite_desktop.core.queue_store import QueueJournal
 from kite_desktop.core.transfer_items import (
@@ -42,8 +43,9 @@ __all__ = ["FINISHED", "SPEED_WINDOW", "Totals", "Transfer", "TransferKind", "Tr
 log = logging.getLogger(__name__)
 S = TransferState
 MAX_ATTEMPTS = 5
-TOTALS_INTERVAL = 0.2
 """Tries of one transfer (each already retrying its requests) before it is reported as failed."""
+TOTALS_INTERVAL = 0.2
+"""Progress ticks announce the totals (a pass over every item) at most this often."""
 
 
 def retry_delay(attempt: int) -> float:
@@ -148,9 +150,8 @@ class TransferQueue:
             if transfer.state is S.DONE:
                 transfer.done = transfer.size
                 transfer.message = "Uploaded by an earlier run that was interrupted."
-        for transfer in transfers:
-            # It was stopped mid-way or waited for a hold that this run will find out about afresh.
-            if transfer.state.active or (transfer.state is S.PAUSED and not transfer.user_paused):
+            elif transfer.state.active or (transfer.state is S.PAUSED and not transfer.user_paused):
+                # It was stopped mid-way or waited for a hold that this run will find out about afresh.
                 transfer.state = S.QUEUED
                 transfer.message = "Continues where it stopped." if transfer.resume else ""
                 self._persist(transfer)
@@ -308,12 +309,12 @@ class TransferQueue:
     def retry(self, transfer_id: int) -> None:
         """Try a failed or cancelled transfer again; one waiting for its next automatic try goes now."""
         transfer = self.get(transfer_id)
-        if transfer is not None and transfer.state is S.QUEUED and transfer.not_before:
+        if transfer is None or not transfer.retryable:
+            return
+        if transfer.state is S.QUEUED:  # waiting for its next automatic try
             transfer.not_before = 0.0
             self._set(transfer, S.QUEUED, "")
             self._schedule()
-            return
-        if transfer is None or transfer.state not in (S.FAILED, S.CANCELLED):
             return
         transfer.done = 0
         transfer.attempts = 0
@@ -508,7 +509,7 @@ class TransferQueue:
                 self._set(
                     transfer,
                     S.QUEUED,
-                    f"{exc.message} Trying again in {_seconds(delay)} "
+                    f"{exc.message} Trying again in {human_duration(delay)} "
                     f"(attempt {transfer.attempts + 1} of {self.max_attempts}).",
                 )
         except KiteError as exc:
@@ -547,7 +548,3 @@ class TransferQueue:
             self._set(transfer, S.QUEUED, "")  # resumed before this worker had stopped: run it again
         self._schedule()
         self._announce_totals()
-
-
-def _seconds(delay: float) -> str:
-    return f"{round(delay)} s" if delay < 90 else f"{round(delay / 60)} min"

@@ -576,8 +576,12 @@ class MainWindow(QMainWindow):
         self.tray = tray
         self.keep_running_in_tray = tray.available
 
+        self.notifier = Notifier(self.bridge, tray)
+
         def update(*_: object) -> None:
-            tray.update(self.service.transfers.totals(), self.connection_model_connections())
+            connections = self.connection_model_connections()
+            tray.update(self.service.transfers.totals(), connections)
+            self.notifier.connections_shown(connections)
 
         self.bridge.totals_changed.connect(update)
         self.connection_model.dataChanged.connect(update)
@@ -586,7 +590,6 @@ class MainWindow(QMainWindow):
         tray.pause_toggled.connect(self.toggle_pause)
         tray.quit_requested.connect(self.quit)
         tray.add_connection_requested.connect(self.accounts.add_action.trigger)
-        self.notifier = Notifier(self.bridge, tray, lambda: self.service.connections())
         update()
 
     # -- messages -------------------------------------------------------------------------------------

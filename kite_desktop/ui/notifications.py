@@ -6,8 +6,6 @@ tray, the window's status bar already says the same.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from PySide6.QtCore import QObject
 
 from kite_desktop.core.models import Connection, ConnectionStatus
@@ -27,16 +25,16 @@ def batch_message(totals: Totals) -> tuple[str, str]:
 
 
 class Notifier(QObject):
-    def __init__(self, bridge: ServiceBridge, tray: TrayController, connections: Callable[[], list[Connection]]):
+    """Fed by the bridge (transfers) and by the window with the connections it shows (no reads of its own)."""
+
+    def __init__(self, bridge: ServiceBridge, tray: TrayController):
         super().__init__(tray)
         self.tray = tray
         self.sent: list[tuple[str, str]] = []
-        self._connections = connections
         self._told: set[str] = set()
         self._stuck = False
         bridge.batch_finished.connect(self._on_batch_finished)
         bridge.totals_changed.connect(self._on_totals_changed)
-        bridge.connections_changed.connect(self._on_connections_changed)
 
     def notify(self, title: str, text: str) -> None:
         self.sent.append((title, text))
@@ -53,8 +51,9 @@ class Notifier(QObject):
             self.notify("Kite needs you", f"{totals.waiting} {files} for you; open Kite to see why.")
         self._stuck = stuck
 
-    def _on_connections_changed(self) -> None:
-        for connection in self._connections():
+    def connections_shown(self, connections: list[Connection]) -> None:
+        """Tell once when an account needs a new sign-in (again after it recovered and lost it anew)."""
+        for connection in connections:
             if connection.status is ConnectionStatus.REQUIRES_REAUTH:
                 if connection.id not in self._told:
                     self._told.add(connection.id)

@@ -151,7 +151,7 @@ class TransfersPanel(QWidget):
         pausable = [t for t in selected if not t.state.finished and t.state is not TransferState.PAUSED]
         self.pause_items_action.setEnabled(bool(pausable))
         self.resume_items_action.setEnabled(any(t.state is TransferState.PAUSED for t in selected))
-        self.retry_items_action.setEnabled(any(_retryable(t) for t in selected))
+        self.retry_items_action.setEnabled(any(t.retryable for t in selected))
         self.cancel_items_action.setEnabled(any(not t.state.finished for t in selected))
         menu = QMenu(self)
         menu.addActions([self.pause_items_action, self.resume_items_action, self.retry_items_action])
@@ -173,7 +173,7 @@ class TransfersPanel(QWidget):
             self.queue.cancel(transfer_id)
 
     def retry_selected(self) -> None:
-        ids = self.selected_ids() or [t.id for t in self.queue.items if _retryable(t)]
+        ids = self.selected_ids() or [t.id for t in self.queue.items if t.retryable]
         for transfer_id in ids:
             self.queue.retry(transfer_id)
 
@@ -182,7 +182,7 @@ class TransfersPanel(QWidget):
         selected = self.selected_transfers() if self.table.selectionModel().hasSelection() else []
         self.cancel_button.setEnabled(any(not t.state.finished for t in items))
         self.clear_button.setEnabled(any(t.state.finished for t in items))
-        self.retry_button.setEnabled(any(_retryable(t) for t in selected or items))
+        self.retry_button.setEnabled(any(t.retryable for t in selected or items))
         if not selected:
             self.pause_button.setText("Resume all" if self.queue.paused else "Pause all")
             self.pause_button.setEnabled(True)
@@ -190,9 +190,3 @@ class TransfersPanel(QWidget):
             paused = all(t.state is TransferState.PAUSED for t in selected)
             self.pause_button.setText("Resume" if paused else "Pause")
             self.pause_button.setEnabled(any(not t.state.finished for t in selected))
-
-
-def _retryable(transfer: Transfer) -> bool:
-    """Failed or cancelled; or waiting for its next automatic try (Retry starts it now)."""
-    waiting = transfer.state is TransferState.QUEUED and transfer.not_before > 0
-    return waiting or transfer.state in (TransferState.FAILED, TransferState.CANCELLED)
