@@ -13,6 +13,8 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
+from kite_desktop.core.errors import KiteError
+
 MAX_COMPONENT_BYTES = 255
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u200e\u200f]")
 
@@ -81,3 +83,11 @@ def numbered(name: str, number: int) -> str:
         stem, ext = base, ""
     numbered_base = f"{stem} ({number})" + (f".{ext}" if ext else "")
     return f"{folder}{slash}{numbered_base}"
+
+
+def document_name(name: str) -> str:
+    """``name`` cleaned for storing (see :func:`clean_relative_path`), or a KiteError saying why it cannot be."""
+    try:
+        return clean_relative_path(name).name
+    except ValueError as exc:
+        raise KiteError(f"{name!r} cannot be used as a document name: {exc}.", title="Unusable name") from None

@@ -33,7 +33,7 @@ from kite_desktop.core.errors import (
     StorageFullError,
 )
 from kite_desktop.core.models import ObjectInfo, ObjectPage, ProgressCallback, ResumeState
-from kite_desktop.core.names import clean_relative_path
+from kite_desktop.core.names import document_name
 from kite_desktop.storage import files, google_api, tls
 from kite_desktop.storage.base import ConflictPolicy, StorageBackend
 from kite_desktop.storage.google_api import DuplicateIdError
@@ -227,10 +227,7 @@ class GoogleDriveBackend(StorageBackend):
         conflict: ConflictPolicy = "rename",
         resume: ResumeState | None = None,
     ) -> ObjectInfo:
-        try:
-            clean = clean_relative_path(name).name
-        except ValueError as exc:
-            raise KiteError(f"{name!r} cannot be used as a document name: {exc}.", title="Unusable name") from None
+        clean = document_name(name)
         folder_parts, _, base = clean.rpartition("/")
         media = await asyncio.to_thread(ChunkedFileMedia.open, path, content_type, self._chunk_size)
         plan: dict[str, Any] = {}

@@ -28,7 +28,7 @@ from kite_desktop.core.errors import (
     NotFoundError,
 )
 from kite_desktop.core.models import ObjectInfo, ObjectPage, ProgressCallback, ResumeState
-from kite_desktop.core.names import clean_relative_path, numbered
+from kite_desktop.core.names import document_name, numbered
 from kite_desktop.storage import files
 from kite_desktop.storage.base import ConflictPolicy, StorageBackend
 from kite_desktop.storage.threads import StopFlag, ThreadProgress, run_cancellable
@@ -238,10 +238,7 @@ class LocalFolderBackend(StorageBackend):
         conflict: ConflictPolicy = "rename",
         resume: ResumeState | None = None,
     ) -> ObjectInfo:
-        try:
-            clean = clean_relative_path(name).name
-        except ValueError as exc:
-            raise KiteError(f"{name!r} cannot be used as a document name: {exc}.", title="Unusable name") from None
+        clean = document_name(name)
         report = ThreadProgress(progress)
         saved = resume.data if resume is not None and resume.data else None
         if (

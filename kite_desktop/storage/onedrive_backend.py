@@ -29,7 +29,7 @@ from kite_desktop.core.errors import (
     StorageFullError,
 )
 from kite_desktop.core.models import ObjectInfo, ObjectPage, ProgressCallback, ResumeState
-from kite_desktop.core.names import clean_relative_path
+from kite_desktop.core.names import document_name
 from kite_desktop.storage import tls
 from kite_desktop.storage.base import ConflictPolicy, StorageBackend
 from kite_desktop.storage.onedrive_auth import SCOPES, CredentialsSaver, MicrosoftTokens, graph_url
@@ -242,10 +242,7 @@ class OneDriveBackend(StorageBackend):
         conflict: ConflictPolicy = "rename",
         resume: ResumeState | None = None,
     ) -> ObjectInfo:
-        try:
-            clean = clean_relative_path(name).name
-        except ValueError as exc:
-            raise KiteError(f"{name!r} cannot be used as a document name: {exc}.", title="Unusable name") from None
+        clean = document_name(name)
         item = await upload_session(self, clean, Path(path), conflict, progress, resume)
         folder = clean.rpartition("/")[0]
         return info_from_item(item, f"{folder}/" if folder else "")
