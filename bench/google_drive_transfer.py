@@ -320,6 +320,15 @@ def _tiny_file(workdir: str) -> Path:
     return path
 
 
+async def warm_up(backend: Any, workdir: str) -> None:
+    """One tiny upload, download and delete: the backend is built, libraries imported, threads started."""
+    tiny = _tiny_file(workdir)
+    info = await backend.upload_file(tiny, tiny.name, OCTET_STREAM)
+    await backend.download_file(info.key, tiny)
+    await backend.delete_object(info.key)
+    tiny.unlink()
+
+
 def backend_upload(spec: dict[str, Any]) -> dict[str, Any]:
     """``upload_file`` of ``spec["path"]``, ``spec["copies"]`` times at once under distinct names."""
     counter = _RetryCounter.install()
@@ -352,11 +361,7 @@ def backend_download(spec: dict[str, Any]) -> dict[str, Any]:
     async def run() -> dict[str, Any]:
         backend = _backend(spec)
         try:
-            tiny = _tiny_file(spec["workdir"])
-            info = await backend.upload_file(tiny, tiny.name, OCTET_STREAM)
-            await backend.download_file(info.key, tiny)
-            await backend.delete_object(info.key)
-            tiny.unlink()
+            await warm_up(backend, spec["workdir"])
             tag = uuid.uuid4().hex[:8]
             destinations = [Path(spec["workdir"]) / f"download-{tag}-{i}.bin" for i in range(spec["copies"])]
             try:

@@ -78,6 +78,7 @@ from bench.google_drive_transfer import (
     save,
     source_version,
     summarize,
+    warm_up,
 )
 
 MiB = 1024 * 1024
@@ -372,11 +373,7 @@ def backend_upload(spec: dict[str, Any]) -> dict[str, Any]:
     async def run() -> dict[str, Any]:
         backend = _backend(spec)
         try:
-            tiny = _tiny_file(spec["workdir"])
-            info = await backend.upload_file(tiny, tiny.name, OCTET_STREAM)
-            await backend.download_file(info.key, tiny)
-            await backend.delete_object(info.key)
-            tiny.unlink()
+            await warm_up(backend, spec["workdir"])
             _install_hash_variant(spec)
             time.sleep(spec["settle"])
             path, name = Path(spec["path"]), f"bench-{uuid.uuid4().hex[:8]}.bin"
@@ -399,11 +396,7 @@ def backend_download(spec: dict[str, Any]) -> dict[str, Any]:
     async def run() -> dict[str, Any]:
         backend = _backend(spec)
         try:
-            tiny = _tiny_file(spec["workdir"])
-            info = await backend.upload_file(tiny, tiny.name, OCTET_STREAM)
-            await backend.download_file(info.key, tiny)
-            await backend.delete_object(info.key)
-            tiny.unlink()
+            await warm_up(backend, spec["workdir"])
             _install_hash_variant(spec)
             time.sleep(spec["settle"])
             destination = Path(spec["workdir"]) / f"download-{uuid.uuid4().hex[:8]}.bin"
