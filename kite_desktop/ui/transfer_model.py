@@ -42,6 +42,8 @@ class TransferTableModel(QAbstractTableModel):
     def __init__(self, parent: Any = None):
         super().__init__(parent)
         self._rows: list[Transfer] = []
+        self._row_of: dict[int, int] = {}
+        """Transfer id → row: a progress tick finds its row at once, not by a pass over thousands."""
 
     def add(self, transfers: list[Transfer]) -> None:
         if not transfers:
@@ -49,6 +51,7 @@ class TransferTableModel(QAbstractTableModel):
         start = len(self._rows)
         self.beginInsertRows(QModelIndex(), start, start + len(transfers) - 1)
         self._rows.extend(transfers)
+        self._row_of.update((t.id, start + i) for i, t in enumerate(transfers))
         self.endInsertRows()
 
     def update(self, transfer: Transfer) -> None:
@@ -63,9 +66,10 @@ class TransferTableModel(QAbstractTableModel):
                 self.beginRemoveRows(QModelIndex(), row, row)
                 del self._rows[row]
                 self.endRemoveRows()
+        self._row_of = {t.id: row for row, t in enumerate(self._rows)}
 
     def row_of(self, transfer_id: int) -> int:
-        return next((i for i, t in enumerate(self._rows) if t.id == transfer_id), -1)
+        return self._row_of.get(transfer_id, -1)
 
     def transfer_at(self, row: int) -> Transfer | None:
         return self._rows[row] if 0 <= row < len(self._rows) else None
