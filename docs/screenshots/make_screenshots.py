@@ -92,6 +92,12 @@ async def main() -> None:
         service.transfers.pause_items([queued[-1].id])  # one paused by hand, to show it
     await asyncio.sleep(0.3)
     shoot(window, "transfers.png")
+    running = [t for t in service.transfers.items if t.state.active]
+    service.transfers.pause_items([t.id for t in running[:2]])  # two paused by hand: the row says so
+    await wait_until(lambda: sum(t.state.value == "paused" for t in service.transfers.items) == 2)
+    window.transfers_panel.table.selectRow(0)
+    await asyncio.sleep(0.3)
+    shoot(window, "transfers-paused.png")
     files.read_chunks = real_read  # type: ignore[assignment]
     service.transfers.cancel_all()
     await service.transfers.wait_idle()
